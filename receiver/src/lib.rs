@@ -1,0 +1,20 @@
+//! regstat's webhook receiver.
+//!
+//! It authenticates and validates each notification request from a registry, publishes every
+//! event to RabbitMQ as its own persistent message (message id = event id), waits for the
+//! broker's confirms, then answers. It never calls the registry and never touches Postgres.
+//!
+//! # Layout
+//! - [`startup`]: builds the HTTP server on a listener and runs it.
+//! - [`routes`]: `POST /events` (and its aliases), `/healthz`, `/readyz`, `/metrics`.
+//! - [`auth`]: bearer and basic credentials, compared in constant time.
+//! - [`publisher`]: confirmed publishing over a supervised, self-healing broker connection.
+//! - [`error`]: the one place errors become HTTP answers.
+
+pub mod auth;
+pub mod error;
+pub mod publisher;
+pub mod routes;
+pub mod startup;
+
+pub use startup::Application;

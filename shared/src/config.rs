@@ -1,0 +1,280 @@
+//! Typed, layered configuration.
+//!
+//! Sources, later ones winning: the built-in defaults (`defaults.toml`, embedded in every
+//! binary: the one place defaults live), an optional TOML file, then environment variables
+//! `REGSTAT__<SECTION>__<KEY>` (lists comma-separated). [`Settings::load`] validates the
+//! result and names the offending key in every error.
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The built-in defaults, documented in place.
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "REGSTAT_CONFIG";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but is unusable.
+    #[error("invalid configuration: `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `receiver.listen`.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Everything regstat's binaries can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// RabbitMQ.
+    pub amqp: AmqpSettings,
+    /// PostgreSQL (worker and CLI only; the receiver never touches it).
+    pub database: DatabaseSettings,
+    /// The webhook receiver.
+    pub receiver: ReceiverSettings,
+    /// The queue consumer.
+    pub worker: WorkerSettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+/// RabbitMQ settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// Broker URI; carries the password.
+    pub url: SecretString,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+    /// Longest wait for publisher confirms before answering 503.
+    pub confirm_timeout_ms: u64,
+    /// Quorum-queue delivery limit before dead-lettering.
+    pub delivery_limit: u32,
+    /// Longest pause between reconnection attempts.
+    pub reconnect_max_backoff_ms: u64,
+}
+
+impl AmqpSettings {
+    /// [`Self::confirm_timeout_ms`] as a duration.
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+
+    /// [`Self::reconnect_max_backoff_ms`] as a duration.
+    pub fn reconnect_max_backoff(&self) -> Duration {
+        Duration::from_millis(self.reconnect_max_backoff_ms)
+    }
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL; may carry a password.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection.
+    pub acquire_timeout_ms: u64,
+    /// Whether the worker applies pending migrations at start.
+    pub migrate_on_start: bool,
+}
+
+/// Webhook receiver settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverSettings {
+    /// Listen address, `host:port`.
+    pub listen: String,
+    /// Largest accepted body.
+    pub body_limit_bytes: usize,
+    /// Accepted bearer tokens.
+    pub tokens: Vec<SecretString>,
+    /// Accepted basic credentials.
+    pub basic: Vec<BasicCredential>,
+    /// Retry-After seconds on 503.
+    pub retry_after_secs: u32,
+    /// HTTP worker threads (0: one per core).
+    pub http_workers: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// One accepted basic-auth user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Broker prefetch (unacked messages in flight per worker).
+    pub prefetch: u16,
+    /// Most events per database transaction.
+    pub batch_size: usize,
+    /// How long a started batch waits for more events.
+    pub batch_linger_ms: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Filter directives used when `RUST_LOG` is unset.
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any, else the file named by `REGSTAT_CONFIG`), then
+    /// `REGSTAT__*` environment variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(CONFIG_ENV).map(std::path::PathBuf::from);
+        let file = file.or(env_file.as_deref());
+        Self::from_sources(file, Environment::default())
+    }
+
+    /// Loads from the given file and an explicit map standing in for the environment
+    /// (for tests, which must not touch the process environment).
+    pub fn load_with_env<I>(file: Option<&Path>, env: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let env: config::Map<String, String> = env.into_iter().collect();
+        Self::from_sources(file, Environment::default().source(Some(env)))
+    }
+
+    fn from_sources(file: Option<&Path>, env: Environment) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let env = env
+            .prefix("REGSTAT")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("receiver.tokens")
+            .try_parsing(true);
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialise but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        let amqp_url = self.amqp.url.expose_secret();
+        if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
+            return invalid("amqp.url", "must start with amqp:// or amqps://");
+        }
+        if self.amqp.prefix.is_empty()
+            || !self
+                .amqp
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return invalid(
+                "amqp.prefix",
+                "must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            );
+        }
+        if self.amqp.confirm_timeout_ms == 0 {
+            return invalid("amqp.confirm_timeout_ms", "must be above 0");
+        }
+        let db_url = self.database.url.expose_secret();
+        if !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+            return invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be above 0");
+        }
+        if self.receiver.listen.parse::<SocketAddr>().is_err() {
+            return invalid("receiver.listen", "must be an address such as 0.0.0.0:8080");
+        }
+        if self.receiver.body_limit_bytes < 1024 {
+            return invalid("receiver.body_limit_bytes", "must be at least 1024");
+        }
+        if self
+            .receiver
+            .tokens
+            .iter()
+            .any(|t| t.expose_secret().trim().is_empty())
+        {
+            return invalid("receiver.tokens", "tokens must not be empty");
+        }
+        if self.worker.prefetch == 0 {
+            return invalid("worker.prefetch", "must be above 0");
+        }
+        if self.worker.batch_size == 0 {
+            return invalid("worker.batch_size", "must be above 0");
+        }
+        Ok(())
+    }
+
+    /// `receiver.listen` as an address (validated at load).
+    pub fn receiver_listen(&self) -> Result<SocketAddr, ConfigError> {
+        self.receiver
+            .listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                key: "receiver.listen",
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl WorkerSettings {
+    /// [`Self::batch_linger_ms`] as a duration.
+    pub fn batch_linger(&self) -> Duration {
+        Duration::from_millis(self.batch_linger_ms)
+    }
+}
+
+impl DatabaseSettings {
+    /// [`Self::acquire_timeout_ms`] as a duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! Test helpers: real services, isolated per test, cleaned up on drop.
+//!
+//! Tests never skip when a service is missing: they fail and say how to start it.
+
+use crate::topology::Topology;
+use lapin::options::{BasicGetOptions, BasicQosOptions, QueuePurgeOptions};
+use lapin::{Channel, Connection, ConnectionProperties};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Admin URL of the test PostgreSQL (`REGSTAT_TEST_DATABASE_URL`, default local trust auth).
+pub fn database_admin_url() -> String {
+    std::env::var("REGSTAT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// URL of the test RabbitMQ (`REGSTAT_TEST_AMQP_URL`, default guest on localhost).
+pub fn amqp_url() -> String {
+    std::env::var("REGSTAT_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// What to tell someone whose RabbitMQ is not running.
+pub const START_RABBITMQ: &str = "RabbitMQ is not reachable. Start it (`rabbitmq-server -detached`, \
+or `deploy/dev.sh` which starts everything) or point REGSTAT_TEST_AMQP_URL at one.";
+
+/// What to tell someone whose PostgreSQL is not running.
+pub const START_POSTGRES: &str = "PostgreSQL is not reachable. Start it (`pg_ctlcluster \
+--skip-systemctl-redirect $(ls /etc/postgresql) main start`, or `deploy/dev.sh`) or point \
+REGSTAT_TEST_DATABASE_URL at one.";
+
+/// A fresh prefix for names that must not collide with other tests: `test-<12 hex>`.
+pub fn unique_name(kind: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("test-{kind}-{}", &id[..12])
+}
+
+/// Opens a connection to the test broker or fails the test with instructions.
+pub async fn connect_broker(url: &str) -> Connection {
+    match Connection::connect(url, ConnectionProperties::default()).await {
+        Ok(connection) => connection,
+        Err(error) => panic!("{START_RABBITMQ} ({url}: {error})"),
+    }
+}
+
+/// regstat's topology under a prefix of its own, deleted when dropped.
+pub struct TestBroker {
+    /// The isolated topology.
+    pub topology: Topology,
+    /// The prefix (for the code under test's settings).
+    pub prefix: String,
+    /// A channel for the test's own publishing and inspection.
+    pub channel: Channel,
+    _connection: Connection,
+}
+
+impl TestBroker {
+    /// Declares a fresh topology.
+    pub async fn new() -> Self {
+        let prefix = unique_name("q");
+        let topology = Topology::new(prefix.clone(), 20);
+        let connection = connect_broker(&amqp_url()).await;
+        let channel = connection
+            .create_channel()
+            .await
+            .expect("open a channel on the test broker");
+        topology
+            .declare(&channel)
+            .await
+            .expect("declare the test topology");
+        channel
+            .basic_qos(1000, BasicQosOptions::default())
+            .await
+            .expect("set qos");
+        Self {
+            topology,
+            prefix,
+            channel,
+            _connection: connection,
+        }
+    }
+
+    /// Takes every message currently in `queue` (without waiting for more).
+    pub async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let mut messages = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+        {
+            messages.push(message.delivery);
+        }
+        messages
+    }
+
+    /// Number of messages ready in `queue`.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("passive declare")
+            .message_count()
+    }
+
+    /// Empties `queue`.
+    pub async fn purge(&self, queue: &str) {
+        self.channel
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await
+            .expect("purge");
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let topology = self.topology.clone();
+        // Drop cannot await: clean up on a thread with its own runtime, also after a panic.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(connection) =
+                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                    && let Ok(channel) = connection.create_channel().await
+                {
+                    let _ = topology.delete(&channel).await;
+                    let _ = connection.close(200, "test done".into()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A TCP proxy in front of a real service that a test can cut and restore, to show what
+/// happens when the network to the broker or the database fails.
+pub struct TcpProxy {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    cuts: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free loopback port and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let open = Arc::new(AtomicBool::new(true));
+        let (cuts, _) = watch::channel(0u64);
+        let task = tokio::spawn(accept_loop(listener, upstream, open.clone(), cuts.clone()));
+        Self {
+            addr,
+            open,
+            cuts,
+            task,
+        }
+    }
+
+    /// The address clients should connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes every open connection and refuses new ones until [`Self::restore`].
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|generation| *generation += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    open: Arc<AtomicBool>,
+    cuts: watch::Sender<u64>,
+) {
+    while let Ok((mut client, _)) = listener.accept().await {
+        if !open.load(Ordering::SeqCst) {
+            drop(client);
+            continue;
+        }
+        let mut cut = cuts.subscribe();
+        tokio::spawn(async move {
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = cut.changed() => {}
+            }
+        });
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `deadline` passes (then panics with
+/// `what`). For waiting on asynchronous effects, never for asserting speed.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

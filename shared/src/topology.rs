@@ -1,0 +1,298 @@
+//! RabbitMQ topology, declared idempotently by the receiver, the worker and the CLI.
+//!
+//! ```text
+//!                      ┌──────────────── <p>.events (topic) ─────────────────┐
+//!  receiver ──publish──┤ push.manifest            → <p>.manifests  (quorum)  │
+//!                      │ push.blob, push.unknown,                            │
+//!                      │ pull.*, mount.*, delete.*, other.* → <p>.ingest (quorum)
+//!                      │ quarantine               → <p>.quarantine (quorum)  │
+//!                      └─────────────────────────────────────────────────────┘
+//!  <p>.ingest / <p>.manifests ──(delivery limit, rejected)──▶ <p>.dlx (topic, #) ──▶ <p>.dead
+//! ```
+//!
+//! Pushed manifests get their own queue because they are the events that will need a registry
+//! callback (slow); pulls and blob events only update rows (fast) and must never wait behind a
+//! slow registry. `docs/ARCHITECTURE.md` explains the choice.
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// Routing key of quarantined events.
+pub const QUARANTINE_KEY: &str = "quarantine";
+
+/// Header carrying why a message was quarantined or dead-lettered.
+pub const REASON_HEADER: &str = "x-regstat-reason";
+
+/// Header carrying when the receiver accepted an event, in Unix milliseconds.
+pub const RECEIVED_AT_HEADER: &str = "x-regstat-received-at-ms";
+
+/// Names and arguments of regstat's exchanges and queues under one prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    delivery_limit: u32,
+}
+
+/// One queue: its name and the routing keys bound to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Full queue name.
+    pub name: String,
+    /// Exchange it is bound to.
+    pub exchange: String,
+    /// Binding keys.
+    pub bindings: Vec<&'static str>,
+    /// Whether it dead-letters (the work queues) or is a terminal queue.
+    pub dead_letters: bool,
+}
+
+impl Topology {
+    /// Topology under `prefix` with quorum-queue `delivery_limit`.
+    pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
+        Self {
+            prefix: prefix.into(),
+            delivery_limit,
+        }
+    }
+
+    /// The topic exchange events are published to.
+    pub fn exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    /// The exchange the work queues dead-letter to.
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dlx", self.prefix)
+    }
+
+    /// Fast path: pulls, blob events, mounts, deletes, unknown actions.
+    pub fn ingest_queue(&self) -> String {
+        format!("{}.ingest", self.prefix)
+    }
+
+    /// Slow path: pushed manifests.
+    pub fn manifest_queue(&self) -> String {
+        format!("{}.manifests", self.prefix)
+    }
+
+    /// Events that failed processing for good.
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// Events that arrived unusable (no id, no action...), with the reason.
+    pub fn quarantine_queue(&self) -> String {
+        format!("{}.quarantine", self.prefix)
+    }
+
+    /// The queues the worker consumes.
+    pub fn work_queues(&self) -> [String; 2] {
+        [self.ingest_queue(), self.manifest_queue()]
+    }
+
+    /// Every queue with its bindings.
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        vec![
+            QueueSpec {
+                name: self.ingest_queue(),
+                exchange: self.exchange(),
+                bindings: vec![
+                    "push.blob",
+                    "push.unknown",
+                    "pull.*",
+                    "mount.*",
+                    "delete.*",
+                    "other.*",
+                ],
+                dead_letters: true,
+            },
+            QueueSpec {
+                name: self.manifest_queue(),
+                exchange: self.exchange(),
+                bindings: vec!["push.manifest"],
+                dead_letters: true,
+            },
+            QueueSpec {
+                name: self.quarantine_queue(),
+                exchange: self.exchange(),
+                bindings: vec![QUARANTINE_KEY],
+                dead_letters: false,
+            },
+            QueueSpec {
+                name: self.dead_queue(),
+                exchange: self.dead_letter_exchange(),
+                bindings: vec!["#"],
+                dead_letters: false,
+            },
+        ]
+    }
+
+    /// Arguments of a queue: quorum, and for work queues a delivery limit and at-least-once
+    /// dead-lettering (which RabbitMQ requires to pair with `reject-publish` overflow).
+    pub fn queue_arguments(&self, spec: &QueueSpec) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        if spec.dead_letters {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                long_string(&self.dead_letter_exchange()),
+            );
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                long_string("at-least-once"),
+            );
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+        }
+        args
+    }
+
+    /// Declares exchanges, queues and bindings. Safe to repeat; fails if a queue exists with
+    /// other arguments (RabbitMQ's PRECONDITION_FAILED), which means a configuration change
+    /// that needs the queue recreated.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+            channel
+                .exchange_declare(
+                    exchange.into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        for spec in self.queues() {
+            channel
+                .queue_declare(
+                    spec.name.clone().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    self.queue_arguments(&spec),
+                )
+                .await?;
+            for key in &spec.bindings {
+                channel
+                    .queue_bind(
+                        spec.name.clone().into(),
+                        spec.exchange.clone().into(),
+                        (*key).into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every exchange and queue of this prefix (tests, uninstall).
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for spec in self.queues() {
+            channel
+                .queue_delete(spec.name.into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+            channel
+                .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// Reads a string header of a message, if present.
+pub fn header_str<'a>(headers: &'a Option<FieldTable>, name: &str) -> Option<&'a str> {
+    match headers.as_ref()?.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Reads an integer header of a message, if present.
+pub fn header_i64(headers: &Option<FieldTable>, name: &str) -> Option<i64> {
+    match headers.as_ref()?.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, Event, Kind, Target};
+
+    /// Every routing key the receiver can produce is bound to exactly one work queue, so no
+    /// well-formed event is ever unroutable (a 4xx/5xx loop with the registry).
+    #[test]
+    fn every_routing_key_has_exactly_one_queue() {
+        let topology = Topology::new("t", 5);
+        let actions = [
+            Action::Push,
+            Action::Pull,
+            Action::Mount,
+            Action::Delete,
+            Action::Other("scan".into()),
+        ];
+        let targets = [
+            (Some("application/octet-stream"), None, Kind::Blob),
+            (
+                Some("application/vnd.oci.image.manifest.v1+json"),
+                None,
+                Kind::Manifest,
+            ),
+            (None, Some("v1"), Kind::Manifest),
+            (None, None, Kind::Unknown),
+        ];
+        for action in &actions {
+            for (media_type, tag, kind) in &targets {
+                let event = Event {
+                    action: Some(action.clone()),
+                    target: Some(Target {
+                        media_type: media_type.map(str::to_owned),
+                        tag: tag.map(str::to_owned),
+                        ..Target::default()
+                    }),
+                    ..Event::default()
+                };
+                assert_eq!(event.kind(), *kind);
+                let key = event.routing_key();
+                let matching: Vec<_> = topology
+                    .queues()
+                    .into_iter()
+                    .filter(|q| q.exchange == topology.exchange())
+                    .filter(|q| q.bindings.iter().any(|b| topic_matches(b, &key)))
+                    .map(|q| q.name)
+                    .collect();
+                assert_eq!(matching.len(), 1, "{key} routes to {matching:?}");
+            }
+        }
+    }
+
+    fn topic_matches(pattern: &str, key: &str) -> bool {
+        let p: Vec<_> = pattern.split('.').collect();
+        let k: Vec<_> = key.split('.').collect();
+        p == ["#"] || (p.len() == k.len() && p.iter().zip(&k).all(|(p, k)| *p == "*" || p == k))
+    }
+}

@@ -1,0 +1,220 @@
+//! The consume loop: moves messages from RabbitMQ to [`handle_batch`] and back.
+//!
+//! Each work queue gets its own channel and consumer, so a slow queue never holds up the other
+//! and, with one consumer per channel, acknowledging "everything up to tag N" is exact.
+//! Batches: the first delivery starts a batch, which takes whatever else arrives within
+//! `worker.batch_linger_ms`, up to `worker.batch_size`. A batch is committed, then acked.
+//! While the database is down the batch is held and retried with backoff (and the prefetch
+//! limit stops further deliveries); on shutdown an unfinished batch is left unacked, so the
+//! broker redelivers it.
+
+use crate::handler::{self, Incoming, Outcome};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, Consumer};
+use regstat_shared::amqp;
+use regstat_shared::config::Settings;
+use regstat_shared::topology::{RECEIVED_AT_HEADER, Topology, header_i64};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The first reconnection or database retry delay; it doubles up to the configured maximum.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest pause between database retries of a held batch.
+const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
+pub async fn run(settings: &Settings, pool: PgPool, shutdown: CancellationToken) {
+    let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.delivery_limit);
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        let session = Session {
+            settings,
+            topology: &topology,
+            pool: &pool,
+            shutdown: &shutdown,
+        };
+        match session.run(&mut backoff).await {
+            Ok(()) => return,
+            Err(error) => tracing::warn!(
+                %error,
+                retry_in_ms = backoff.as_millis() as u64,
+                "broker link failed; reconnecting"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(settings.amqp.reconnect_max_backoff());
+    }
+}
+
+/// One broker connection's worth of consuming.
+struct Session<'a> {
+    settings: &'a Settings,
+    topology: &'a Topology,
+    pool: &'a PgPool,
+    shutdown: &'a CancellationToken,
+}
+
+impl Session<'_> {
+    /// Returns `Ok` on shutdown, `Err` when the broker link fails.
+    async fn run(&self, backoff: &mut Duration) -> lapin::Result<()> {
+        let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
+        let result = self.consume_all(&connection, backoff).await;
+        if connection.status().connected() {
+            let closing = connection.close(200, "regstat-worker stopping".into());
+            let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+        }
+        result
+    }
+
+    async fn consume_all(
+        &self,
+        connection: &Connection,
+        backoff: &mut Duration,
+    ) -> lapin::Result<()> {
+        let mut consumers = Vec::new();
+        for queue in self.topology.work_queues() {
+            let channel = connection.create_channel().await?;
+            self.topology.declare(&channel).await?;
+            channel
+                .basic_qos(self.settings.worker.prefetch, BasicQosOptions::default())
+                .await?;
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    format!("regstat-worker-{}", uuid::Uuid::new_v4()).into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            consumers.push((queue, consumer));
+        }
+        *backoff = INITIAL_BACKOFF;
+        tracing::info!("connected to the broker; consuming");
+        let loops = consumers.into_iter().map(|(queue, consumer)| {
+            let span = tracing::info_span!("consume", queue = %queue);
+            self.consume(consumer).instrument(span)
+        });
+        futures_util::future::try_join_all(loops).await.map(|_| ())
+    }
+
+    /// Batches deliveries from one consumer until shutdown or a broker error.
+    async fn consume(&self, mut consumer: Consumer) -> lapin::Result<()> {
+        let worker = &self.settings.worker;
+        loop {
+            let first = tokio::select! {
+                next = consumer.next() => next,
+                () = self.shutdown.cancelled() => return Ok(()),
+            };
+            let Some(first) = first else {
+                return Err(lapin::Error::from(
+                    lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
+                ));
+            };
+            let mut batch = vec![first?];
+            let deadline = tokio::time::Instant::now() + worker.batch_linger();
+            while batch.len() < worker.batch_size {
+                match tokio::time::timeout_at(deadline, consumer.next()).await {
+                    Ok(Some(delivery)) => batch.push(delivery?),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if !self.process(batch).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles and settles one batch. Returns `false` if shutdown interrupted it (unsettled).
+    async fn process(&self, mut batch: Vec<Delivery>) -> lapin::Result<bool> {
+        let started = Instant::now();
+        let messages: Vec<Incoming> = batch.iter_mut().map(incoming).collect();
+        let mut db_backoff = INITIAL_BACKOFF;
+        let (outcomes, summary) = loop {
+            match handler::handle_batch(self.pool, &messages).await {
+                Ok(result) => break result,
+                Err(unavailable) => {
+                    metrics::counter!("regstat_worker_db_retries_total").increment(1);
+                    tracing::warn!(
+                        error = %unavailable.0,
+                        held = messages.len(),
+                        retry_in_ms = db_backoff.as_millis() as u64,
+                        "database unavailable; holding the batch"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(db_backoff) => {}
+                        () = self.shutdown.cancelled() => return Ok(false),
+                    }
+                    db_backoff = (db_backoff * 2).min(MAX_DB_BACKOFF);
+                }
+            }
+        };
+        settle(&batch, &outcomes).await?;
+        metrics::counter!("regstat_worker_events_total", "outcome" => "stored")
+            .increment(summary.stored as u64);
+        metrics::counter!("regstat_worker_events_total", "outcome" => "duplicate")
+            .increment(summary.duplicates as u64);
+        metrics::counter!("regstat_worker_events_total", "outcome" => "dead_lettered")
+            .increment(summary.dead_lettered as u64);
+        metrics::histogram!("regstat_worker_batch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            size = batch.len(),
+            stored = summary.stored,
+            duplicates = summary.duplicates,
+            dead_lettered = summary.dead_lettered,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
+        Ok(true)
+    }
+}
+
+/// Takes what the handler needs out of a delivery (the body is moved, not copied).
+fn incoming(delivery: &mut Delivery) -> Incoming {
+    let properties = &delivery.properties;
+    Incoming {
+        body: std::mem::take(&mut delivery.data),
+        correlation_id: properties.correlation_id().as_ref().map(|c| c.to_string()),
+        received_at: header_i64(properties.headers(), RECEIVED_AT_HEADER)
+            .and_then(chrono::DateTime::from_timestamp_millis),
+    }
+}
+
+/// Dead-letters what must be, then acknowledges the rest with one `multiple` ack on the last
+/// delivery (exact: this channel has one consumer and batches are settled in order).
+async fn settle(batch: &[Delivery], outcomes: &[Outcome]) -> lapin::Result<()> {
+    for (delivery, outcome) in batch.iter().zip(outcomes) {
+        if let Outcome::DeadLetter(reason) = outcome {
+            tracing::error!(%reason, delivery_tag = delivery.delivery_tag, "dead-lettering message");
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+        }
+    }
+    let last_ack = batch
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| **outcome == Outcome::Ack)
+        .map(|(delivery, _)| delivery)
+        .last();
+    if let Some(delivery) = last_ack {
+        delivery
+            .acker
+            .ack(BasicAckOptions { multiple: true })
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! regstat's worker: consumes registry events from RabbitMQ and records them in PostgreSQL.
+//!
+//! # Layout
+//! - [`consumer`]: the consume loop (connections, batching, acks, reconnects).
+//! - [`handler`]: the unit of work, one batch in, one [`handler::Outcome`] per message out;
+//!   broker-free, so tests call it directly.
+//! - [`ledger`]: the `regstat.events` table.
+//! - [`db`]: the connection pool, migrations, and which database errors are transient.
+
+pub mod consumer;
+pub mod db;
+pub mod handler;
+pub mod ledger;
+
+use anyhow::Context;
+use regstat_shared::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+/// Runs a worker until `shutdown` is cancelled: applies migrations (if configured; retried
+/// until the database answers), then consumes. On shutdown the batch in hand is finished and
+/// acknowledged and everything else stays in the queue.
+pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = db::pool(&settings.database).context("invalid database.url")?;
+    if settings.database.migrate_on_start {
+        let mut backoff = std::time::Duration::from_millis(200);
+        loop {
+            match db::migrate(&pool).await {
+                Ok(()) => break,
+                Err(sqlx::migrate::MigrateError::Execute(error)) if db::is_transient(&error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "database unavailable; cannot migrate yet");
+                }
+                Err(error) => return Err(error).context("applying migrations"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+    consumer::run(settings, pool.clone(), shutdown).await;
+    pool.close().await;
+    Ok(())
+}
