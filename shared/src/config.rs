@@ -100,7 +100,9 @@ pub struct ReceiverSettings {
     pub listen: String,
     /// Largest accepted body.
     pub body_limit_bytes: usize,
-    /// Accepted bearer tokens.
+    /// Accepted bearer tokens (a list, or one comma-separated string as the environment
+    /// gives it).
+    #[serde(deserialize_with = "comma_separated")]
     pub tokens: Vec<SecretString>,
     /// Accepted basic credentials.
     pub basic: Vec<BasicCredential>,
@@ -178,13 +180,10 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
-        let env = env
-            .prefix("REGSTAT")
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("receiver.tokens")
-            .try_parsing(true);
+        // Values stay strings: numbers and booleans are parsed per key on deserialisation.
+        // `try_parsing` would guess types up front, turning a token `0123` into the integer
+        // 123 (an error that prints the secret) and a prefix `007` into `7`.
+        let env = env.prefix("REGSTAT").prefix_separator("__").separator("__");
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -260,6 +259,38 @@ impl Settings {
                 reason: e.to_string(),
             })
     }
+}
+
+/// A list of secrets, given as a list (TOML) or as one comma-separated string (environment).
+fn comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
+    struct ListVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for ListVisitor {
+        type Value = Vec<SecretString>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of strings or a comma-separated string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(text.split(',').map(SecretString::from).collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                list.push(item);
+            }
+            Ok(list)
+        }
+    }
+
+    deserializer.deserialize_any(ListVisitor)
 }
 
 impl WorkerSettings {

@@ -1,0 +1,1 @@
+//! End to end: a real registry, skopeo, receiver, RabbitMQ, worker, Postgres.

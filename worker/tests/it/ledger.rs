@@ -1,0 +1,188 @@
+//! The unit of work on a real database, without a broker.
+
+use crate::helpers::{TestDb, fixture_bodies};
+use regstat_worker::handler::{BatchSummary, Incoming, Outcome, handle_batch};
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+fn incoming(body: &str) -> Incoming {
+    Incoming {
+        body: body.as_bytes().to_vec(),
+        correlation_id: Some("request-1".into()),
+        received_at: None,
+    }
+}
+
+/// Every event of every fixture request, one message each (as the receiver publishes them).
+fn fixture_events() -> Vec<Incoming> {
+    let files = [
+        "01-push-oci-by-tag.jsonl",
+        "03-pull-by-tag.jsonl",
+        "06-push-multiarch-oci-index.jsonl",
+        "12-delete-manifest-by-digest.jsonl",
+        "a2-auth-push.jsonl",
+        "r1-endpoint-500-first-5.jsonl",
+    ];
+    files
+        .iter()
+        .flat_map(|file| fixture_bodies(file))
+        .flat_map(|body| {
+            let envelope: serde_json::Value = serde_json::from_str(&body).unwrap();
+            envelope["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|event| incoming(&event.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn distinct_ids(messages: &[Incoming]) -> usize {
+    let ids: std::collections::HashSet<String> = messages
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.len()
+}
+
+#[tokio::test]
+async fn a_batch_is_recorded_once_however_often_it_is_applied() {
+    let db = TestDb::new().await;
+    let messages = fixture_events();
+    let distinct = distinct_ids(&messages);
+    assert!(
+        distinct < messages.len(),
+        "the r1 fixture repeats ids: the batch holds duplicates"
+    );
+
+    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
+    assert_eq!(
+        summary,
+        BatchSummary {
+            stored: distinct,
+            duplicates: messages.len() - distinct,
+            dead_lettered: 0
+        }
+    );
+    assert_eq!(db.ledger_len().await, distinct as i64);
+
+    // A redelivery of everything changes nothing.
+    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
+    assert_eq!(summary.stored, 0);
+    assert_eq!(summary.duplicates, messages.len());
+    assert_eq!(db.ledger_len().await, distinct as i64);
+}
+
+#[tokio::test]
+async fn ledger_rows_carry_the_event_fields() {
+    let db = TestDb::new().await;
+    let body = &fixture_bodies("a2-auth-push.jsonl")[2];
+    let envelope: serde_json::Value = serde_json::from_str(body).unwrap();
+    let event = &envelope["events"][0];
+    let message = Incoming {
+        body: event.to_string().into_bytes(),
+        correlation_id: Some("req-42".into()),
+        received_at: Some(chrono::DateTime::from_timestamp_millis(1_800_000_000_123).unwrap()),
+    };
+    handle_batch(&db.pool, &[message]).await.unwrap();
+
+    #[derive(sqlx::FromRow, Debug)]
+    struct Row {
+        id: String,
+        action: String,
+        media_type: Option<String>,
+        digest: Option<String>,
+        repository: Option<String>,
+        actor: Option<String>,
+        request_useragent: Option<String>,
+        correlation_id: Option<String>,
+        received_at: chrono::DateTime<chrono::Utc>,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+        raw: serde_json::Value,
+    }
+    let row: Row = sqlx::query_as(
+        "SELECT id, action, media_type, digest, repository, actor, request_useragent,
+                correlation_id, received_at, occurred_at, raw FROM regstat.events",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(row.id, event["id"].as_str().unwrap());
+    assert_eq!(row.action, event["action"].as_str().unwrap());
+    assert_eq!(
+        row.media_type.as_deref(),
+        event["target"]["mediaType"].as_str()
+    );
+    assert_eq!(row.digest.as_deref(), event["target"]["digest"].as_str());
+    assert_eq!(
+        row.repository.as_deref(),
+        event["target"]["repository"].as_str()
+    );
+    assert_eq!(row.actor.as_deref(), event["actor"]["name"].as_str());
+    assert!(row.actor.is_some(), "the auth fixture names its actor");
+    assert_eq!(
+        row.request_useragent.as_deref(),
+        event["request"]["useragent"].as_str()
+    );
+    assert_eq!(row.correlation_id.as_deref(), Some("req-42"));
+    assert_eq!(row.received_at.timestamp_millis(), 1_800_000_000_123);
+    let timestamp =
+        chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap()).unwrap();
+    // Postgres keeps microseconds.
+    assert_eq!(
+        row.occurred_at.timestamp_micros(),
+        timestamp.timestamp_micros()
+    );
+    assert_eq!(&row.raw, event);
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_and_the_rest_recorded() {
+    let db = TestDb::new().await;
+    let good = r#"{"id":"good-1","action":"pull","target":{"repository":"a","digest":"sha256:1"}}"#;
+    // Postgres cannot store U+0000 in jsonb: the database rejects this one event.
+    let nul = r#"{"id":"nul-1","action":"pull","target":{"repository":"a\u0000b"}}"#;
+    let messages = vec![
+        incoming("not json"),
+        incoming(r#"{"action":"push","target":{}}"#),
+        incoming(good),
+        incoming(nul),
+        Incoming {
+            body: vec![0xff, 0xfe],
+            correlation_id: None,
+            received_at: None,
+        },
+    ];
+    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    assert!(matches!(&outcomes[0], Outcome::DeadLetter(r) if r.contains("invalid event")));
+    assert!(matches!(&outcomes[1], Outcome::DeadLetter(r) if r.contains("no id")));
+    assert_eq!(outcomes[2], Outcome::Ack);
+    assert!(matches!(&outcomes[3], Outcome::DeadLetter(r) if r.contains("database rejected")));
+    assert!(matches!(&outcomes[4], Outcome::DeadLetter(r) if r.contains("UTF-8")));
+    assert_eq!(
+        summary,
+        BatchSummary {
+            stored: 1,
+            duplicates: 0,
+            dead_lettered: 4
+        }
+    );
+    assert_eq!(db.ledger_counts().await, vec![("good-1".to_owned(), 1)]);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_as_unavailable() {
+    // Nothing listens on port 1: the batch must be held and retried, not dead-lettered.
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+        .unwrap();
+    let result = handle_batch(&pool, &fixture_events()[..3]).await;
+    assert!(result.is_err(), "expected Unavailable, got {result:?}");
+}

@@ -1,0 +1,8 @@
+//! The worker's integration tests, on real PostgreSQL and RabbitMQ (and, for `e2e`, a real
+//! distribution registry driven by skopeo).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod e2e;
+mod helpers;
+mod ledger;
+mod pipeline;

@@ -1,0 +1,215 @@
+//! The worker through a real broker: duplicates, crashes before ack, database outages and
+//! graceful shutdown never lose or double-count an event.
+
+use crate::helpers::{TestDb, TestWorker, settings};
+use lapin::BasicProperties;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
+use regstat_worker::handler::{Incoming, handle_batch};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn pull_event(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","timestamp":"2026-11-22T10:17:28.770756613Z","action":"pull",
+            "target":{{"mediaType":"application/octet-stream","digest":"sha256:{id}","repository":"lab/app"}},
+            "request":{{"method":"GET","useragent":"test"}}}}"#
+    )
+}
+
+/// Publishes events as the receiver would (persistent, confirmed).
+async fn publish(broker: &TestBroker, ids: &[String]) {
+    broker
+        .channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for id in ids {
+        let confirm = broker
+            .channel
+            .basic_publish(
+                broker.topology.exchange().into(),
+                "pull.blob".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                pull_event(id).as_bytes(),
+                BasicProperties::default()
+                    .with_message_id(id.as_str().into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack() && confirm.take_message().is_none());
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+async fn wait_for_ledger(db: &TestDb, expected: usize) {
+    eventually(DEADLINE, &format!("{expected} ledger rows"), || async {
+        (db.ledger_len().await == expected as i64).then_some(())
+    })
+    .await;
+}
+
+async fn assert_each_once(db: &TestDb, expected: &[String]) {
+    let counts = db.ledger_counts().await;
+    let mut expected = expected.to_vec();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(
+        counts.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(counts.iter().all(|(_, n)| *n == 1));
+}
+
+async fn assert_queues_empty(broker: &TestBroker) {
+    for queue in broker.topology.work_queues() {
+        eventually(DEADLINE, &format!("{queue} empty"), || async {
+            (broker.depth(&queue).await == 0).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(broker.depth(&broker.topology.dead_queue()).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_events_make_one_row_each() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let ids = ids("dup", 50);
+    // Every event twice, and the first ten a third time.
+    let mut stream = ids.clone();
+    stream.extend(ids.iter().cloned());
+    stream.extend(ids[..10].iter().cloned());
+    publish(&broker, &stream).await;
+
+    let worker = TestWorker::spawn(&settings(&db, &broker, &[]));
+    wait_for_ledger(&db, ids.len()).await;
+    assert_queues_empty(&broker).await;
+    worker.stop().await;
+    assert_each_once(&db, &ids).await;
+}
+
+/// A worker that committed a batch and died before acking it: the broker redelivers the
+/// messages and the next worker records nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_commit_and_ack_loses_and_duplicates_nothing() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let ids = ids("crash", 20);
+    publish(&broker, &ids).await;
+
+    // The doomed worker: takes every message without acking, commits them, then its
+    // connection dies.
+    let doomed = testkit::connect_broker(&testkit::amqp_url()).await;
+    let channel = doomed.create_channel().await.unwrap();
+    let mut taken = Vec::new();
+    while let Some(message) = channel
+        .basic_get(
+            broker.topology.ingest_queue().into(),
+            BasicGetOptions { no_ack: false },
+        )
+        .await
+        .unwrap()
+    {
+        taken.push(Incoming {
+            body: message.delivery.data.clone(),
+            correlation_id: None,
+            received_at: None,
+        });
+    }
+    assert_eq!(taken.len(), ids.len());
+    let (_, summary) = handle_batch(&db.pool, &taken).await.unwrap();
+    assert_eq!(summary.stored, ids.len());
+    // The connection dies with the messages unacknowledged.
+    let _ = doomed.close(320, "simulated crash".into()).await;
+    drop(channel);
+
+    // Everything comes back, flagged as redelivered.
+    eventually(DEADLINE, "messages requeued", || async {
+        (broker.depth(&broker.topology.ingest_queue()).await == ids.len() as u32).then_some(())
+    })
+    .await;
+
+    let worker = TestWorker::spawn(&settings(&db, &broker, &[]));
+    assert_queues_empty(&broker).await;
+    worker.stop().await;
+    assert_each_once(&db, &ids).await;
+}
+
+/// The database goes away while events flow: the worker holds its batch, stops taking
+/// more, and records everything once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_delays_work_and_loses_nothing() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_proxy = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+    assert_ne!(
+        via_proxy, db.url,
+        "the test database must be on 127.0.0.1:5432"
+    );
+    let settings = settings(
+        &db,
+        &broker,
+        &[
+            ("REGSTAT__DATABASE__URL", &via_proxy),
+            ("REGSTAT__DATABASE__ACQUIRE_TIMEOUT_MS", "300"),
+        ],
+    );
+
+    let worker = TestWorker::spawn(&settings);
+    let before = ids("before", 30);
+    publish(&broker, &before).await;
+    wait_for_ledger(&db, before.len()).await;
+
+    proxy.cut();
+    let during = ids("during", 30);
+    publish(&broker, &during).await;
+    // Nothing can be written while the database is cut off, and nothing is lost.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(db.ledger_len().await, before.len() as i64);
+
+    proxy.restore();
+    wait_for_ledger(&db, before.len() + during.len()).await;
+    assert_queues_empty(&broker).await;
+    worker.stop().await;
+    let all: Vec<String> = before.into_iter().chain(during).collect();
+    assert_each_once(&db, &all).await;
+}
+
+/// Workers stopped gracefully mid-stream, and replaced, record everything exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_under_load_loses_nothing() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let ids = ids("load", 3000);
+    publish(&broker, &ids).await;
+    let settings = settings(&db, &broker, &[("REGSTAT__WORKER__BATCH_SIZE", "50")]);
+
+    // Stop workers one after another while the queue drains.
+    let mut stops = 0;
+    loop {
+        let worker = TestWorker::spawn(&settings);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        worker.stop().await;
+        stops += 1;
+        if db.ledger_len().await == ids.len() as i64 || stops == 50 {
+            break;
+        }
+    }
+    let worker = TestWorker::spawn(&settings);
+    wait_for_ledger(&db, ids.len()).await;
+    assert_queues_empty(&broker).await;
+    worker.stop().await;
+    assert_each_once(&db, &ids).await;
+}
