@@ -1,0 +1,139 @@
+//! The broker link: 503 while it is down, recovery by itself, readiness and metrics.
+
+use crate::helpers::{TestApp, fixture_bodies, settings};
+use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
+use serde_json::Value;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn rabbitmq() -> std::net::SocketAddr {
+    let url = testkit::amqp_url();
+    let host = url
+        .split('@')
+        .next_back()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    std::net::ToSocketAddrs::to_socket_addrs(host)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+fn via(proxy: &TcpProxy) -> String {
+    let url = testkit::amqp_url();
+    let (credentials, rest) = url.rsplit_once('@').unwrap();
+    let vhost = rest.split_once('/').map(|(_, v)| v).unwrap_or("%2f");
+    format!("{credentials}@{}/{vhost}", proxy.addr())
+}
+
+/// A broker that was never reachable: 503 with Retry-After, never 200, and not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_gets_503_and_retry_after() {
+    let broker = TestBroker::new().await;
+    let settings = settings(
+        &broker.prefix,
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[("REGSTAT__RECEIVER__RETRY_AFTER_SECS", "7")],
+    );
+    let app = TestApp::start(broker, &settings);
+    for body in fixture_bodies("01-push-oci-by-tag.jsonl") {
+        let response = app.post("/events", body).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "7");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "unavailable");
+        assert!(
+            !error["message"].as_str().unwrap().contains("127.0.0.1"),
+            "5xx bodies say nothing internal"
+        );
+    }
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await;
+}
+
+/// The link is cut while running: requests get 503 meanwhile (never a 200 for an event that
+/// was not confirmed), the receiver reconnects by itself, and a sender that retries like the
+/// registry gets every event in exactly once per successful answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_broker_link_gets_503_then_recovers_by_itself() {
+    let proxy = TcpProxy::start(rabbitmq()).await;
+    let broker = TestBroker::new().await;
+    let settings = settings(&broker.prefix, &via(&proxy), &[]);
+    let app = TestApp::start(broker, &settings);
+    app.wait_ready().await;
+
+    let bodies = fixture_bodies("06-push-multiarch-oci-index.jsonl");
+    assert_eq!(app.post("/events", bodies[0].clone()).await.status(), 200);
+
+    proxy.cut();
+    eventually(DEADLINE, "readiness to drop", || async {
+        (app.get("/readyz").await.status() == 503).then_some(())
+    })
+    .await;
+    let response = app.post("/events", bodies[1].clone()).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    proxy.restore();
+    // Retry every remaining event like the registry does: until it is accepted.
+    for body in &bodies[1..] {
+        eventually(DEADLINE, "the event to be accepted", || async {
+            (app.post("/events", body.clone()).await.status() == 200).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    let topology = &app.broker.topology;
+    let mut ids: Vec<String> = app
+        .broker
+        .drain(&topology.ingest_queue())
+        .await
+        .into_iter()
+        .chain(app.broker.drain(&topology.manifest_queue()).await)
+        .map(|m| m.properties.message_id().as_ref().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            let v: Value = serde_json::from_str(b).unwrap();
+            v["events"][0]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn(&[]).await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["broker"], "connected");
+
+    app.post("/events", fixture_bodies("03-pull-by-tag.jsonl")[0].clone())
+        .await;
+    app.post("/events", "nonsense").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "regstat_receiver_requests_total{status=\"200\"}",
+        "regstat_receiver_requests_total{status=\"400\"}",
+        "regstat_receiver_events_accepted_total",
+        "regstat_receiver_publish_duration_seconds_bucket",
+        "regstat_receiver_broker_connected",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    let missing = app.get("/nope").await;
+    assert_eq!(missing.status(), 404);
+    let missing: Value = missing.json().await.unwrap();
+    assert_eq!(missing["error"], "not_found");
+    app.stop().await;
+}
