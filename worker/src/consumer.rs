@@ -207,9 +207,9 @@ async fn settle(batch: &[Delivery], outcomes: &[Outcome]) -> lapin::Result<()> {
     let last_ack = batch
         .iter()
         .zip(outcomes)
-        .filter(|(_, outcome)| **outcome == Outcome::Ack)
-        .map(|(delivery, _)| delivery)
-        .last();
+        .rev()
+        .find(|(_, outcome)| **outcome == Outcome::Ack)
+        .map(|(delivery, _)| delivery);
     if let Some(delivery) = last_ack {
         delivery
             .acker
