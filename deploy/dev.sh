@@ -314,10 +314,27 @@ ensure_vhost() {
 	fi
 }
 
+# The end-to-end tests drive a real registry: Debian's docker-registry and skopeo.
+ensure_test_tools() {
+	say "test tools (docker-registry, skopeo)"
+	local missing=()
+	[[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
+	have skopeo || missing+=(skopeo)
+	if ((${#missing[@]} == 0)); then
+		note "installed"
+	elif debian_root; then
+		apt_install "${missing[@]}"
+	else
+		note "missing: ${missing[*]} (only the end-to-end test needs them):"
+		note "  Debian/Ubuntu: sudo apt-get install -y ${missing[*]}"
+	fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_database
 ensure_vhost
+ensure_test_tools
 export REGSTAT__DATABASE__URL=$DATABASE_URL REGSTAT__AMQP__URL=$AMQP_URL
 
 if $services_only; then
