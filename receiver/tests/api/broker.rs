@@ -137,3 +137,63 @@ async fn health_readiness_and_metrics() {
     assert_eq!(missing["error"], "not_found");
     app.stop().await;
 }
+
+/// Stopping the receiver while requests are in flight: every request answered 200 has its
+/// event in the queue; the others were refused or failed and the registry would retry them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_loses_no_answered_event() {
+    let app = TestApp::spawn(&[]).await;
+    let url = format!("{}/events", app.address);
+    let template = fixture_bodies("03-pull-by-tag.jsonl")[0].clone();
+    let original_id = serde_json::from_str::<Value>(&template).unwrap()["events"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let senders: Vec<_> = (0..200)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = url.clone();
+            let id = format!("shutdown-{i:04}");
+            let body = template.replace(&original_id, &id);
+            tokio::spawn(async move {
+                let status = client
+                    .post(url)
+                    .header("Authorization", "Bearer test-token")
+                    .header("Content-Type", crate::helpers::V1)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .ok();
+                (id, status)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let broker = app.broker_handle();
+    app.stop().await;
+
+    let mut answered = Vec::new();
+    for sender in senders {
+        let (id, status) = sender.await.unwrap();
+        if status == Some(200) {
+            answered.push(id);
+        }
+    }
+    let queued: std::collections::HashSet<String> = broker
+        .drain(&broker.topology.ingest_queue())
+        .await
+        .into_iter()
+        .map(|m| m.properties.message_id().as_ref().unwrap().to_string())
+        .collect();
+    assert!(
+        !answered.is_empty(),
+        "some requests finished before the stop"
+    );
+    for id in &answered {
+        assert!(
+            queued.contains(id),
+            "{id} was answered 200 but is not queued"
+        );
+    }
+}

@@ -13,7 +13,7 @@ pub const TOKEN: &str = "test-token";
 /// A running receiver and the broker topology it publishes to.
 pub struct TestApp {
     pub address: String,
-    pub broker: TestBroker,
+    pub broker: std::sync::Arc<TestBroker>,
     pub client: reqwest::Client,
     pub publisher: regstat_receiver::publisher::Publisher,
     handle: actix_web::dev::ServerHandle,
@@ -65,7 +65,7 @@ impl TestApp {
         let task = tokio::spawn(app.run_until_stopped());
         Self {
             address,
-            broker,
+            broker: std::sync::Arc::new(broker),
             client: reqwest::Client::new(),
             publisher,
             handle,
@@ -100,6 +100,11 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The test broker, to inspect queues after [`Self::stop`].
+    pub fn broker_handle(&self) -> std::sync::Arc<TestBroker> {
+        self.broker.clone()
     }
 
     pub async fn stop(self) {
