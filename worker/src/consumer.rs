@@ -1,4 +1,4 @@
-//! The consume loop: moves messages from RabbitMQ to [`handle_batch`] and back.
+//! The consume loop: moves messages from RabbitMQ to [`handle_batch`](crate::handler::handle_batch) and back.
 //!
 //! Each work queue gets its own channel and consumer, so a slow queue never holds up the other
 //! and, with one consumer per channel, acknowledging "everything up to tag N" is exact.
