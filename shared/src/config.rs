@@ -46,6 +46,10 @@ pub struct Settings {
     pub receiver: ReceiverSettings,
     /// The queue consumer.
     pub worker: WorkerSettings,
+    /// Registry callbacks.
+    pub callbacks: CallbackSettings,
+    /// Registries the worker may call back, matched to events by host.
+    pub registries: Vec<RegistrySettings>,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -134,6 +138,59 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     /// How long a started batch waits for more events.
     pub batch_linger_ms: u64,
+    /// User-Agent substrings whose pulls count as system pulls.
+    pub system_user_agents: Vec<String>,
+}
+
+/// How the worker calls registries back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackSettings {
+    /// Longest wait for one registry request.
+    pub timeout_ms: u64,
+    /// Concurrent requests per registry.
+    pub concurrency: usize,
+    /// In-memory manifest cache size.
+    pub manifest_cache_entries: usize,
+    /// Largest manifest or config blob accepted.
+    pub max_document_bytes: usize,
+    /// `{"canonical": ["alias", ...]}` file; empty for none.
+    pub equiv_registries_file: String,
+}
+
+impl CallbackSettings {
+    /// [`Self::timeout_ms`] as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// One registry regstat may call back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Canonical name used in every table and report.
+    pub name: String,
+    /// Base URL for callbacks, e.g. `https://registry.example.com:5000`.
+    pub url: String,
+    /// Other hosts (`host` or `host:port`) clients use for this registry.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Docker `config.json` to read credentials from.
+    #[serde(default)]
+    pub docker_config: Option<std::path::PathBuf>,
+    /// User name for Basic auth or the token flow.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for it.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// Extra CA certificate (PEM) to trust for this registry.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Skip TLS verification (test registries only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// Log output format.
@@ -245,6 +302,24 @@ impl Settings {
         }
         if self.worker.batch_size == 0 {
             return invalid("worker.batch_size", "must be above 0");
+        }
+        if self.callbacks.concurrency == 0 {
+            return invalid("callbacks.concurrency", "must be above 0");
+        }
+        if self.callbacks.timeout_ms == 0 {
+            return invalid("callbacks.timeout_ms", "must be above 0");
+        }
+        let mut names = std::collections::HashSet::new();
+        for registry in &self.registries {
+            if registry.name.trim().is_empty() {
+                return invalid("registries.name", "must not be empty");
+            }
+            if !names.insert(registry.name.as_str()) {
+                return invalid("registries.name", "names must be unique");
+            }
+            if !(registry.url.starts_with("http://") || registry.url.starts_with("https://")) {
+                return invalid("registries.url", "must start with http:// or https://");
+            }
         }
         Ok(())
     }
