@@ -5,12 +5,14 @@
 //! - [`handler`]: the unit of work, one batch in, one [`handler::Outcome`] per message out;
 //!   broker-free, so tests call it directly.
 //! - [`ledger`]: the `regstat.events` table.
+//! - [`model`]: what each event changes in the derived registry state.
 //! - [`db`]: the connection pool, migrations, and which database errors are transient.
 
 pub mod consumer;
 pub mod db;
 pub mod handler;
 pub mod ledger;
+pub mod model;
 
 use anyhow::Context;
 use regstat_shared::config::Settings;
