@@ -8,7 +8,7 @@
 //! limit stops further deliveries); on shutdown an unfinished batch is left unacked, so the
 //! broker redelivers it.
 
-use crate::handler::{self, Incoming, Outcome};
+use crate::handler::{self, Context, Incoming, Outcome};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -17,7 +17,6 @@ use lapin::{Connection, Consumer};
 use regstat_shared::amqp;
 use regstat_shared::config::Settings;
 use regstat_shared::topology::{RECEIVED_AT_HEADER, Topology, header_i64};
-use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -28,15 +27,19 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between database retries of a held batch.
 const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Pause before returning messages to the queue for a retry, so that an unavailable registry
+/// is not hammered in a tight loop.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
-pub async fn run(settings: &Settings, pool: PgPool, shutdown: CancellationToken) {
+pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken) {
     let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.delivery_limit);
     let mut backoff = INITIAL_BACKOFF;
     loop {
         let session = Session {
             settings,
             topology: &topology,
-            pool: &pool,
+            ctx,
             shutdown: &shutdown,
         };
         match session.run(&mut backoff).await {
@@ -59,7 +62,7 @@ pub async fn run(settings: &Settings, pool: PgPool, shutdown: CancellationToken)
 struct Session<'a> {
     settings: &'a Settings,
     topology: &'a Topology,
-    pool: &'a PgPool,
+    ctx: &'a Context,
     shutdown: &'a CancellationToken,
 }
 
@@ -139,7 +142,7 @@ impl Session<'_> {
         let messages: Vec<Incoming> = batch.iter_mut().map(incoming).collect();
         let mut db_backoff = INITIAL_BACKOFF;
         let (outcomes, summary) = loop {
-            match handler::handle_batch(self.pool, &messages).await {
+            match handler::handle_batch(self.ctx, &messages).await {
                 Ok(result) => break result,
                 Err(unavailable) => {
                     metrics::counter!("regstat_worker_db_retries_total").increment(1);
@@ -157,11 +160,19 @@ impl Session<'_> {
                 }
             }
         };
+        if summary.retried > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_PAUSE) => {}
+                () = self.shutdown.cancelled() => return Ok(false),
+            }
+        }
         settle(&batch, &outcomes).await?;
         metrics::counter!("regstat_worker_events_total", "outcome" => "stored")
             .increment(summary.stored as u64);
         metrics::counter!("regstat_worker_events_total", "outcome" => "duplicate")
             .increment(summary.duplicates as u64);
+        metrics::counter!("regstat_worker_events_total", "outcome" => "retried")
+            .increment(summary.retried as u64);
         metrics::counter!("regstat_worker_events_total", "outcome" => "dead_lettered")
             .increment(summary.dead_lettered as u64);
         metrics::histogram!("regstat_worker_batch_duration_seconds")
@@ -170,6 +181,7 @@ impl Session<'_> {
             size = batch.len(),
             stored = summary.stored,
             duplicates = summary.duplicates,
+            retried = summary.retried,
             dead_lettered = summary.dead_lettered,
             duration_ms = started.elapsed().as_millis() as u64,
             "batch committed"
@@ -189,20 +201,26 @@ fn incoming(delivery: &mut Delivery) -> Incoming {
     }
 }
 
-/// Dead-letters what must be, then acknowledges the rest with one `multiple` ack on the last
-/// delivery (exact: this channel has one consumer and batches are settled in order).
+/// Returns retries to the queue and dead-letters what must be, then acknowledges the rest with
+/// one `multiple` ack on the last delivery (exact: this channel has one consumer and batches
+/// are settled in order, so every earlier delivery is settled already).
 async fn settle(batch: &[Delivery], outcomes: &[Outcome]) -> lapin::Result<()> {
     for (delivery, outcome) in batch.iter().zip(outcomes) {
-        if let Outcome::DeadLetter(reason) = outcome {
-            tracing::error!(%reason, delivery_tag = delivery.delivery_tag, "dead-lettering message");
-            delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: false,
-                    ..BasicNackOptions::default()
-                })
-                .await?;
-        }
+        let requeue = match outcome {
+            Outcome::Ack => continue,
+            Outcome::Retry(_) => true,
+            Outcome::DeadLetter(reason) => {
+                tracing::error!(%reason, delivery_tag = delivery.delivery_tag, "dead-lettering message");
+                false
+            }
+        };
+        delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue,
+                ..BasicNackOptions::default()
+            })
+            .await?;
     }
     let last_ack = batch
         .iter()

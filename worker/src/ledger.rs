@@ -106,3 +106,11 @@ fn texts<'a>(
 ) -> Vec<Option<&'a str>> {
     rows.iter().map(field).collect()
 }
+
+/// Which of `ids` are already in the ledger.
+pub async fn recorded(pool: &sqlx::PgPool, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM regstat.events WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}

@@ -1,18 +1,23 @@
 //! regstat's worker: consumes registry events from RabbitMQ and records them in PostgreSQL.
 //!
 //! # Layout
+//! - [`callbacks`]: learning a pushed manifest's content (known, fetched, or from the event).
 //! - [`consumer`]: the consume loop (connections, batching, acks, reconnects).
 //! - [`handler`]: the unit of work, one batch in, one [`handler::Outcome`] per message out;
 //!   broker-free, so tests call it directly.
 //! - [`ledger`]: the `regstat.events` table.
 //! - [`model`]: what each event changes in the derived registry state.
 //! - [`db`]: the connection pool, migrations, and which database errors are transient.
+//! - [`registry`]: calling registries back for manifests and image configs (auth, TLS,
+//!   verification, caching), and resolving an event's host to a registry.
 
+pub mod callbacks;
 pub mod consumer;
 pub mod db;
 pub mod handler;
 pub mod ledger;
 pub mod model;
+pub mod registry;
 
 use anyhow::Context;
 use regstat_shared::config::Settings;
@@ -40,7 +45,8 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
             backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
         }
     }
-    consumer::run(settings, pool.clone(), shutdown).await;
+    let ctx = handler::Context::new(pool.clone(), settings)?;
+    consumer::run(settings, &ctx, shutdown).await;
     pool.close().await;
     Ok(())
 }

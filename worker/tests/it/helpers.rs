@@ -108,6 +108,12 @@ pub fn settings(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Set
     Settings::load_with_env(None, env).expect("test settings are valid")
 }
 
+/// A handler context on the test database: default settings, no registries configured.
+pub fn context(db: &TestDb) -> regstat_worker::handler::Context {
+    let settings = Settings::load_with_env(None, Vec::new()).expect("defaults are valid");
+    regstat_worker::handler::Context::new(db.pool.clone(), &settings).expect("context")
+}
+
 /// A worker running in this process.
 pub struct TestWorker {
     shutdown: CancellationToken,

@@ -1,6 +1,6 @@
 //! The unit of work on a real database, without a broker.
 
-use crate::helpers::{TestDb, fixture_bodies};
+use crate::helpers::{TestDb, context, fixture_bodies};
 use regstat_worker::handler::{BatchSummary, Incoming, Outcome, handle_batch};
 use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
@@ -59,20 +59,21 @@ async fn a_batch_is_recorded_once_however_often_it_is_applied() {
         "the r1 fixture repeats ids: the batch holds duplicates"
     );
 
-    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    let (outcomes, summary) = handle_batch(&context(&db), &messages).await.unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
     assert_eq!(
         summary,
         BatchSummary {
             stored: distinct,
             duplicates: messages.len() - distinct,
+            retried: 0,
             dead_lettered: 0
         }
     );
     assert_eq!(db.ledger_len().await, distinct as i64);
 
     // A redelivery of everything changes nothing.
-    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    let (outcomes, summary) = handle_batch(&context(&db), &messages).await.unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
     assert_eq!(summary.stored, 0);
     assert_eq!(summary.duplicates, messages.len());
@@ -90,7 +91,7 @@ async fn ledger_rows_carry_the_event_fields() {
         correlation_id: Some("req-42".into()),
         received_at: Some(chrono::DateTime::from_timestamp_millis(1_800_000_000_123).unwrap()),
     };
-    handle_batch(&db.pool, &[message]).await.unwrap();
+    handle_batch(&context(&db), &[message]).await.unwrap();
 
     #[derive(sqlx::FromRow, Debug)]
     struct Row {
@@ -159,7 +160,7 @@ async fn malformed_messages_are_dead_lettered_and_the_rest_recorded() {
             received_at: None,
         },
     ];
-    let (outcomes, summary) = handle_batch(&db.pool, &messages).await.unwrap();
+    let (outcomes, summary) = handle_batch(&context(&db), &messages).await.unwrap();
     assert!(matches!(&outcomes[0], Outcome::DeadLetter(r) if r.contains("invalid event")));
     assert!(matches!(&outcomes[1], Outcome::DeadLetter(r) if r.contains("no id")));
     assert_eq!(outcomes[2], Outcome::Ack);
@@ -170,6 +171,7 @@ async fn malformed_messages_are_dead_lettered_and_the_rest_recorded() {
         BatchSummary {
             stored: 1,
             duplicates: 0,
+            retried: 0,
             dead_lettered: 4
         }
     );
@@ -183,6 +185,8 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         .acquire_timeout(Duration::from_millis(500))
         .connect_lazy("postgres://postgres@127.0.0.1:1/none")
         .unwrap();
-    let result = handle_batch(&pool, &fixture_events()[..3]).await;
+    let settings = regstat_shared::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    let ctx = regstat_worker::handler::Context::new(pool, &settings).unwrap();
+    let result = handle_batch(&ctx, &fixture_events()[..3]).await;
     assert!(result.is_err(), "expected Unavailable, got {result:?}");
 }

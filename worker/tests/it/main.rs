@@ -5,4 +5,6 @@
 mod e2e;
 mod helpers;
 mod ledger;
+mod model;
 mod pipeline;
+mod registry;

@@ -1,7 +1,7 @@
 //! The worker through a real broker: duplicates, crashes before ack, database outages and
 //! graceful shutdown never lose or double-count an event.
 
-use crate::helpers::{TestDb, TestWorker, settings};
+use crate::helpers::{TestDb, TestWorker, context, settings};
 use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
@@ -128,7 +128,7 @@ async fn a_worker_killed_between_commit_and_ack_loses_and_duplicates_nothing() {
         });
     }
     assert_eq!(taken.len(), ids.len());
-    let (_, summary) = handle_batch(&db.pool, &taken).await.unwrap();
+    let (_, summary) = handle_batch(&context(&db), &taken).await.unwrap();
     assert_eq!(summary.stored, ids.len());
     // The connection dies with the messages unacknowledged.
     let _ = doomed.close(320, "simulated crash".into()).await;

@@ -1,0 +1,188 @@
+//! The registry model's laws on a real database: any order, any batching, any duplication and
+//! any number of concurrent workers give the same state.
+
+use crate::helpers::{TestDb, context};
+use proptest::prelude::*;
+use regstat_worker::handler::{Incoming, handle_batch};
+use serde_json::{Value, json};
+
+const REPOSITORIES: [&str; 2] = ["lab/a", "lab/b"];
+const TAGS: [&str; 2] = ["v1", "v2"];
+const MANIFESTS: [&str; 3] = ["sha256:m1", "sha256:m2", "sha256:m3"];
+const BLOBS: [&str; 3] = ["sha256:b1", "sha256:b2", "sha256:b3"];
+const AGENTS: [&str; 3] = ["skopeo/1.9.3", "Trivy/0.50.1", "regstat/0.1.0"];
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn time(second: u8) -> String {
+    format!("2026-11-22T10:00:0{second}.000000001Z")
+}
+
+/// What a manifest digest contains is fixed, as it is in a real registry.
+fn references(manifest: &str) -> (&'static str, Value) {
+    if manifest == MANIFESTS[2] {
+        let children: Vec<Value> = MANIFESTS[..2]
+            .iter()
+            .map(|d| json!({"mediaType": IMAGE, "size": 500, "digest": d}))
+            .collect();
+        (INDEX, Value::Array(children))
+    } else {
+        let config = json!({"mediaType": "application/vnd.oci.image.config.v1+json", "size": 300, "digest": BLOBS[0]});
+        let layer = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 1000, "digest": if manifest == MANIFESTS[0] { BLOBS[1] } else { BLOBS[2] }});
+        (IMAGE, json!([config, layer]))
+    }
+}
+
+fn event(action: &str, method: &str, agent: &str, second: u8, target: Value) -> Value {
+    json!({
+        "timestamp": time(second),
+        "action": action,
+        "target": target,
+        "request": {"method": method, "useragent": agent, "host": "registry.test:5000"},
+        "actor": {"name": "alice"},
+    })
+}
+
+fn any_event() -> impl Strategy<Value = Value> {
+    let repo = prop::sample::select(&REPOSITORIES[..]);
+    let tag = prop::option::of(prop::sample::select(&TAGS[..]));
+    let manifest = prop::sample::select(&MANIFESTS[..]);
+    let blob = prop::sample::select(&BLOBS[..]);
+    let agent = prop::sample::select(&AGENTS[..]);
+    let method = prop::sample::select(&["GET", "HEAD"][..]);
+    let second = 0u8..6;
+    prop_oneof![
+        (repo.clone(), blob.clone(), second.clone()).prop_map(|(r, b, s)| event(
+            "push", "PUT", AGENTS[0], s,
+            json!({"mediaType": "application/octet-stream", "size": 1000, "digest": b, "repository": r})
+        )),
+        (repo.clone(), blob.clone(), second.clone()).prop_map(|(r, b, s)| {
+            let from = if r == REPOSITORIES[0] { REPOSITORIES[1] } else { REPOSITORIES[0] };
+            event("mount", "POST", AGENTS[0], s,
+                json!({"mediaType": "application/octet-stream", "size": 1000, "digest": b, "repository": r, "fromRepository": from}))
+        }),
+        (repo.clone(), manifest.clone(), tag.clone(), second.clone()).prop_map(|(r, m, t, s)| {
+            let (media_type, refs) = references(m);
+            let mut target = json!({"mediaType": media_type, "size": 500, "digest": m, "repository": r, "references": refs});
+            if let Some(t) = t { target["tag"] = json!(t); }
+            event("push", "PUT", AGENTS[0], s, target)
+        }),
+        (repo.clone(), manifest.clone(), tag.clone(), method.clone(), agent.clone(), second.clone()).prop_map(|(r, m, t, how, a, s)| {
+            let (media_type, _) = references(m);
+            let mut target = json!({"mediaType": media_type, "size": 500, "digest": m, "repository": r});
+            if let Some(t) = t { target["tag"] = json!(t); }
+            event("pull", how, a, s, target)
+        }),
+        (repo.clone(), blob.clone(), method, agent, second.clone()).prop_map(|(r, b, how, a, s)| event(
+            "pull", how, a, s,
+            json!({"mediaType": "application/octet-stream", "size": 1000, "digest": b, "repository": r})
+        )),
+        (repo.clone(), prop::sample::select(&TAGS[..]), second.clone()).prop_map(|(r, t, s)| event(
+            "delete", "DELETE", AGENTS[0], s, json!({"repository": r, "tag": t})
+        )),
+        (repo, prop::sample::select(&[MANIFESTS[0], MANIFESTS[1], MANIFESTS[2], BLOBS[1]][..]), second).prop_map(|(r, d, s)| event(
+            "delete", "DELETE", AGENTS[0], s, json!({"repository": r, "digest": d})
+        )),
+    ]
+}
+
+/// A set of events with unique ids, and a shuffled copy of it.
+fn event_sets() -> impl Strategy<Value = (Vec<Value>, Vec<Value>)> {
+    prop::collection::vec(any_event(), 1..40)
+        .prop_map(|mut events| {
+            for (i, event) in events.iter_mut().enumerate() {
+                event["id"] = json!(format!("event-{i:03}"));
+            }
+            events
+        })
+        .prop_flat_map(|events| (Just(events.clone()), Just(events).prop_shuffle()))
+}
+
+fn messages(events: &[Value]) -> Vec<Incoming> {
+    events
+        .iter()
+        .map(|e| Incoming {
+            body: e.to_string().into_bytes(),
+            correlation_id: None,
+            received_at: None,
+        })
+        .collect()
+}
+
+async fn apply_in_batches(db: &TestDb, events: &[Value], batch: usize) {
+    let ctx = context(db);
+    for chunk in messages(events).chunks(batch) {
+        let (outcomes, _) = handle_batch(&ctx, chunk).await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == regstat_worker::handler::Outcome::Ack)
+        );
+    }
+}
+
+/// Every state table, each row as JSON, in a stable order.
+async fn snapshot(db: &TestDb) -> Value {
+    let mut state = serde_json::Map::new();
+    for table in [
+        "blobs",
+        "manifests",
+        "manifest_references",
+        "tags",
+        "digest_deletions",
+        "deletions",
+        "pull_metrics",
+        "repository_stats",
+        "actors",
+    ] {
+        let sql = format!(
+            "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM regstat.{table} t"
+        );
+        let rows: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        state.insert(table.to_owned(), rows);
+    }
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM regstat.events ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    state.insert("events".to_owned(), json!(ids));
+    Value::Object(state)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_batching_duplication_or_concurrency_gives_the_same_state(
+        (events, shuffled) in event_sets()
+    ) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            // One worker, one event at a time, in order.
+            let reference = TestDb::new().await;
+            apply_in_batches(&reference, &events, 1).await;
+            let expected = snapshot(&reference).await;
+
+            // Shuffled, everything twice, in batches of 7.
+            let duplicated = TestDb::new().await;
+            let twice: Vec<Value> = shuffled.iter().chain(events.iter().rev()).cloned().collect();
+            apply_in_batches(&duplicated, &twice, 7).await;
+            assert_eq!(snapshot(&duplicated).await, expected);
+
+            // Three workers at once on overlapping thirds, in batches of 3.
+            let concurrent = TestDb::new().await;
+            let third = shuffled.len().div_ceil(3);
+            let workers = (0..3).map(|i| {
+                let start = (i * third).saturating_sub(1);
+                let part: Vec<Value> = shuffled.iter().skip(start).take(third + 1).cloned().collect();
+                let db = &concurrent;
+                async move { apply_in_batches(db, &part, 3).await }
+            });
+            futures_util::future::join_all(workers).await;
+            assert_eq!(snapshot(&concurrent).await, expected);
+        });
+    }
+}

@@ -1,0 +1,10 @@
+//! The registry client (`regstat_worker::registry`) against a real distribution registry
+//! (Debian's `docker-registry`, fed by skopeo: plain, htpasswd and TLS), and against small
+//! in-process servers where a real registry cannot show the behaviour (token auth, storage
+//! redirects, failures).
+
+mod failures;
+mod fake;
+mod real;
+mod support;
+mod token;
