@@ -2,6 +2,7 @@
 //! distribution registry driven by skopeo).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod callbacks;
 mod e2e;
 mod helpers;
 mod ledger;

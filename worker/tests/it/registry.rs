@@ -4,7 +4,7 @@
 //! redirects, failures).
 
 mod failures;
-mod fake;
+pub mod fake;
 mod real;
 mod support;
 mod token;
