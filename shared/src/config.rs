@@ -68,6 +68,9 @@ pub struct AmqpSettings {
     pub delivery_limit: u32,
     /// Longest pause between reconnection attempts.
     pub reconnect_max_backoff_ms: u64,
+    /// Delays of the retry queues, in seconds.
+    #[serde(deserialize_with = "comma_separated")]
+    pub retry_delays_secs: Vec<u64>,
 }
 
 impl AmqpSettings {
@@ -138,7 +141,10 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     /// How long a started batch waits for more events.
     pub batch_linger_ms: u64,
+    /// Tries of an event before it is dead-lettered.
+    pub max_attempts: u32,
     /// User-Agent substrings whose pulls count as system pulls.
+    #[serde(deserialize_with = "comma_separated")]
     pub system_user_agents: Vec<String>,
 }
 
@@ -270,6 +276,15 @@ impl Settings {
                 "must be non-empty ASCII letters, digits, '-', '_' or '.'",
             );
         }
+        if self.amqp.retry_delays_secs.is_empty() || self.amqp.retry_delays_secs.contains(&0) {
+            return invalid(
+                "amqp.retry_delays_secs",
+                "must list at least one delay, each above 0",
+            );
+        }
+        if self.worker.max_attempts == 0 {
+            return invalid("worker.max_attempts", "must be above 0");
+        }
         if self.amqp.confirm_timeout_ms == 0 {
             return invalid("amqp.confirm_timeout_ms", "must be above 0");
         }
@@ -336,21 +351,52 @@ impl Settings {
     }
 }
 
-/// A list of secrets, given as a list (TOML) or as one comma-separated string (environment).
-fn comma_separated<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<SecretString>, D::Error> {
-    struct ListVisitor;
+/// An item of a list setting that the environment gives as one comma-separated string.
+trait ListItem: Sized {
+    fn from_text(text: &str) -> Result<Self, String>;
+}
 
-    impl<'de> serde::de::Visitor<'de> for ListVisitor {
-        type Value = Vec<SecretString>;
+impl ListItem for SecretString {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Ok(SecretString::from(text))
+    }
+}
+
+impl ListItem for String {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Ok(text.trim().to_owned())
+    }
+}
+
+impl ListItem for u64 {
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse()
+            .map_err(|e| format!("{text:?} is not a whole number: {e}"))
+    }
+}
+
+/// A list given as a list (TOML) or as one comma-separated string (environment).
+fn comma_separated<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: ListItem + Deserialize<'de>,
+{
+    struct ListVisitor<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: ListItem + Deserialize<'de>> serde::de::Visitor<'de> for ListVisitor<T> {
+        type Value = Vec<T>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of strings or a comma-separated string")
+            f.write_str("a list, or a comma-separated string")
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(text.split(',').map(SecretString::from).collect())
+            // An empty string is one empty item: an empty token is then rejected by
+            // validation rather than silently opening the receiver.
+            text.split(',')
+                .map(|item| T::from_text(item).map_err(E::custom))
+                .collect()
         }
 
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -365,7 +411,7 @@ fn comma_separated<'de, D: serde::Deserializer<'de>>(
         }
     }
 
-    deserializer.deserialize_any(ListVisitor)
+    deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
 }
 
 impl WorkerSettings {

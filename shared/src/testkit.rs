@@ -59,10 +59,18 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
-    /// Declares a fresh topology.
+    /// Declares a fresh topology with the default settings.
     pub async fn new() -> Self {
+        let defaults = crate::config::Settings::load_with_env(None, Vec::new())
+            .expect("the built-in defaults are valid");
+        Self::with_retry_delays(&defaults.amqp.retry_delays_secs).await
+    }
+
+    /// Declares a fresh topology whose retry queues have these delays (settings under test
+    /// must say the same: `REGSTAT__AMQP__RETRY_DELAYS_SECS`).
+    pub async fn with_retry_delays(retry_delays_secs: &[u64]) -> Self {
         let prefix = unique_name("q");
-        let topology = Topology::new(prefix.clone(), 20);
+        let topology = Topology::new(prefix.clone(), 20, retry_delays_secs);
         let connection = connect_broker(&amqp_url()).await;
         let channel = connection
             .create_channel()

@@ -7,7 +7,10 @@
 //!                      │ pull.*, mount.*, delete.*, other.* → <p>.ingest (quorum)
 //!                      │ quarantine               → <p>.quarantine (quorum)  │
 //!                      └─────────────────────────────────────────────────────┘
-//!  <p>.ingest / <p>.manifests ──(delivery limit, rejected)──▶ <p>.dlx (topic, #) ──▶ <p>.dead
+//!  <p>.ingest / <p>.manifests ──(delivery limit)──▶ <p>.dlx (topic, #) ──▶ <p>.dead
+//!  worker ──(permanent failure, attempts exhausted: reason headers)──▶ <p>.dlx
+//!  worker ──(registry unavailable)──▶ <p>.retry.<d>s (fanout) ──▶ <p>.retry.<d>s (TTL d)
+//!                                        ──(expired, routing key kept)──▶ <p>.events
 //! ```
 //!
 //! Pushed manifests get their own queue because they are the events that will need a registry
@@ -30,11 +33,24 @@ pub const REASON_HEADER: &str = "x-regstat-reason";
 /// Header carrying when the receiver accepted an event, in Unix milliseconds.
 pub const RECEIVED_AT_HEADER: &str = "x-regstat-received-at-ms";
 
+/// Header carrying the kind of failure of a dead-lettered or retried event.
+pub const ERROR_KIND_HEADER: &str = "x-regstat-error-kind";
+
+/// Header carrying how many times an event has been tried.
+pub const ATTEMPTS_HEADER: &str = "x-regstat-attempts";
+
+/// Header carrying the first failure time of an event, in Unix milliseconds.
+pub const FIRST_FAILURE_HEADER: &str = "x-regstat-first-failure-ms";
+
+/// Header carrying the last failure time of an event, in Unix milliseconds.
+pub const LAST_FAILURE_HEADER: &str = "x-regstat-last-failure-ms";
+
 /// Names and arguments of regstat's exchanges and queues under one prefix.
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
     delivery_limit: u32,
+    retry_delays_secs: Vec<u64>,
 }
 
 /// One queue: its name and the routing keys bound to it.
@@ -46,17 +62,67 @@ pub struct QueueSpec {
     pub exchange: String,
     /// Binding keys.
     pub bindings: Vec<&'static str>,
-    /// Whether it dead-letters (the work queues) or is a terminal queue.
-    pub dead_letters: bool,
+    /// What kind of queue it is (decides its arguments).
+    pub role: QueueRole,
+}
+
+/// What a queue is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRole {
+    /// Consumed by workers; dead-letters after the delivery limit.
+    Work,
+    /// Holds messages for a delay, then dead-letters them back to the events exchange.
+    Retry {
+        /// The delay.
+        delay_secs: u64,
+    },
+    /// Terminal: quarantine and dead letters, read by operators.
+    Terminal,
 }
 
 impl Topology {
-    /// Topology under `prefix` with quorum-queue `delivery_limit`.
-    pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
+    /// Topology under `prefix` with quorum-queue `delivery_limit` and retry queues of the
+    /// given delays.
+    pub fn new(prefix: impl Into<String>, delivery_limit: u32, retry_delays_secs: &[u64]) -> Self {
         Self {
             prefix: prefix.into(),
             delivery_limit,
+            retry_delays_secs: retry_delays_secs.to_vec(),
         }
+    }
+
+    /// The topology the settings describe.
+    pub fn from_settings(amqp: &crate::config::AmqpSettings) -> Self {
+        Self::new(
+            amqp.prefix.clone(),
+            amqp.delivery_limit,
+            &amqp.retry_delays_secs,
+        )
+    }
+
+    /// The retry exchange (and queue) for an event's `attempt`-th failure (1-based): the
+    /// delays in order, the last one repeating.
+    pub fn retry_exchange(&self, attempt: u32) -> String {
+        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        let delay = self
+            .retry_delays_secs
+            .get(index)
+            .or(self.retry_delays_secs.last())
+            .copied()
+            .unwrap_or(1);
+        self.retry_name(delay)
+    }
+
+    fn retry_name(&self, delay_secs: u64) -> String {
+        format!("{}.retry.{delay_secs}s", self.prefix)
+    }
+
+    /// The retry queues.
+    pub fn retry_queues(&self) -> Vec<String> {
+        self.retry_delays_secs
+            .iter()
+            .map(|d| self.retry_name(*d))
+            .collect()
     }
 
     /// The topic exchange events are published to.
@@ -96,7 +162,13 @@ impl Topology {
 
     /// Every queue with its bindings.
     pub fn queues(&self) -> Vec<QueueSpec> {
-        vec![
+        let retries = self.retry_delays_secs.iter().map(|delay| QueueSpec {
+            name: self.retry_name(*delay),
+            exchange: self.retry_name(*delay),
+            bindings: vec![""],
+            role: QueueRole::Retry { delay_secs: *delay },
+        });
+        let mut queues = vec![
             QueueSpec {
                 name: self.ingest_queue(),
                 exchange: self.exchange(),
@@ -108,49 +180,75 @@ impl Topology {
                     "delete.*",
                     "other.*",
                 ],
-                dead_letters: true,
+                role: QueueRole::Work,
             },
             QueueSpec {
                 name: self.manifest_queue(),
                 exchange: self.exchange(),
                 bindings: vec!["push.manifest"],
-                dead_letters: true,
+                role: QueueRole::Work,
             },
             QueueSpec {
                 name: self.quarantine_queue(),
                 exchange: self.exchange(),
                 bindings: vec![QUARANTINE_KEY],
-                dead_letters: false,
+                role: QueueRole::Terminal,
             },
             QueueSpec {
                 name: self.dead_queue(),
                 exchange: self.dead_letter_exchange(),
                 bindings: vec!["#"],
-                dead_letters: false,
+                role: QueueRole::Terminal,
             },
-        ]
+        ];
+        queues.extend(retries);
+        queues
     }
 
-    /// Arguments of a queue: quorum, and for work queues a delivery limit and at-least-once
-    /// dead-lettering (which RabbitMQ requires to pair with `reject-publish` overflow).
+    /// Every exchange with its type.
+    pub fn exchanges(&self) -> Vec<(String, ExchangeKind)> {
+        let mut exchanges = vec![
+            (self.exchange(), ExchangeKind::Topic),
+            (self.dead_letter_exchange(), ExchangeKind::Topic),
+        ];
+        exchanges.extend(
+            self.retry_queues()
+                .into_iter()
+                .map(|name| (name, ExchangeKind::Fanout)),
+        );
+        exchanges
+    }
+
+    /// Arguments of a queue: quorum; work queues get a delivery limit and dead-letter to the
+    /// DLX, retry queues a message TTL and dead-letter back to the events exchange; both with
+    /// at-least-once dead-lettering (which RabbitMQ requires to pair with `reject-publish`).
     pub fn queue_arguments(&self, spec: &QueueSpec) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
-        if spec.dead_letters {
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                long_string(&self.dead_letter_exchange()),
-            );
-            args.insert(
-                "x-dead-letter-strategy".into(),
-                long_string("at-least-once"),
-            );
-            args.insert("x-overflow".into(), long_string("reject-publish"));
-        }
+        let target = match spec.role {
+            QueueRole::Terminal => return args,
+            QueueRole::Work => {
+                args.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+                );
+                self.dead_letter_exchange()
+            }
+            QueueRole::Retry { delay_secs } => {
+                let ttl_ms = delay_secs.saturating_mul(1000);
+                args.insert(
+                    "x-message-ttl".into(),
+                    AMQPValue::LongLongInt(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+                );
+                self.exchange()
+            }
+        };
+        args.insert("x-dead-letter-exchange".into(), long_string(&target));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        args.insert("x-overflow".into(), long_string("reject-publish"));
         args
     }
 
@@ -162,14 +260,9 @@ impl Topology {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+        for (exchange, kind) in self.exchanges() {
             channel
-                .exchange_declare(
-                    exchange.into(),
-                    ExchangeKind::Topic,
-                    durable,
-                    FieldTable::default(),
-                )
+                .exchange_declare(exchange.into(), kind, durable, FieldTable::default())
                 .await?;
         }
         for spec in self.queues() {
@@ -205,7 +298,7 @@ impl Topology {
                 .queue_delete(spec.name.into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+        for (exchange, _) in self.exchanges() {
             channel
                 .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
                 .await?;
@@ -247,7 +340,7 @@ mod tests {
     /// well-formed event is ever unroutable (a 4xx/5xx loop with the registry).
     #[test]
     fn every_routing_key_has_exactly_one_queue() {
-        let topology = Topology::new("t", 5);
+        let topology = Topology::new("t", 5, &[1, 10]);
         let actions = [
             Action::Push,
             Action::Pull,

@@ -1,18 +1,21 @@
 //! Learning what a pushed manifest contains: from content already known, from the registry
 //! (called back by digest at its configured URL), or from the event's references.
 
+use crate::handler::Reason;
 use crate::model::{Content, FetchStatus, Reference, Role};
 use crate::registry::{FetchError, Fetched, ManifestKind, Platform, Resolved};
 use regstat_shared::event::{Action, Event, Kind};
 use sqlx::PgPool;
 
 /// Why content could not be learned now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Failure {
-    /// Worth retrying later (registry or database unavailable).
-    Retry(String),
+    /// The database is unavailable: hold the batch.
+    Database(sqlx::Error),
+    /// The registry is unavailable: retry this event later.
+    Retry(Reason),
     /// Will never work (access denied, a manifest that lies about its digest...).
-    Permanent(String),
+    Permanent(Reason),
 }
 
 /// Whether an event is a manifest push, the only event that needs content.
@@ -44,7 +47,7 @@ pub async fn content(
     };
     if let Some(known) = known_content(pool, &registry.name, digest)
         .await
-        .map_err(|e| Failure::Retry(format!("database unavailable: {e}")))?
+        .map_err(Failure::Database)?
     {
         metrics::counter!("regstat_worker_manifest_content_total", "source" => "database")
             .increment(1);
@@ -85,8 +88,18 @@ pub async fn content(
 
 fn failure(error: FetchError) -> Failure {
     match error {
-        FetchError::Transient(reason) => Failure::Retry(format!("registry unavailable: {reason}")),
-        other => Failure::Permanent(format!("registry callback failed: {other}")),
+        FetchError::Transient(reason) => Failure::Retry(Reason::new(
+            "registry_unavailable",
+            format!("registry unavailable: {reason}"),
+        )),
+        FetchError::Invalid(reason) => Failure::Permanent(Reason::new(
+            "manifest_invalid",
+            format!("registry served an unusable manifest: {reason}"),
+        )),
+        other => Failure::Permanent(Reason::new(
+            "registry_refused",
+            format!("registry callback failed: {other}"),
+        )),
     }
 }
 

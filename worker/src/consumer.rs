@@ -11,12 +11,18 @@
 use crate::handler::{self, Context, Incoming, Outcome};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, Consumer};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, Confirmation, Connection, Consumer};
 use regstat_shared::amqp;
 use regstat_shared::config::Settings;
-use regstat_shared::topology::{RECEIVED_AT_HEADER, Topology, header_i64};
+use regstat_shared::topology::{
+    ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
+    RECEIVED_AT_HEADER, Topology, header_i64,
+};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -27,13 +33,9 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between database retries of a held batch.
 const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Pause before returning messages to the queue for a retry, so that an unavailable registry
-/// is not hammered in a tight loop.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
-
 /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
 pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken) {
-    let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.delivery_limit);
+    let topology = Topology::from_settings(&settings.amqp);
     let mut backoff = INITIAL_BACKOFF;
     loop {
         let session = Session {
@@ -58,6 +60,17 @@ pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken
     }
 }
 
+/// Why a broker session ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// The connection or a channel failed.
+    #[error("broker error")]
+    Broker(#[from] lapin::Error),
+    /// The broker did not accept a retry or dead letter (nacked or unroutable).
+    #[error("retry or dead letter not accepted by the broker: {0}")]
+    NotConfirmed(String),
+}
+
 /// One broker connection's worth of consuming.
 struct Session<'a> {
     settings: &'a Settings,
@@ -68,7 +81,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// Returns `Ok` on shutdown, `Err` when the broker link fails.
-    async fn run(&self, backoff: &mut Duration) -> lapin::Result<()> {
+    async fn run(&self, backoff: &mut Duration) -> Result<(), LinkError> {
         let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
         let result = self.consume_all(&connection, backoff).await;
         if connection.status().connected() {
@@ -82,7 +95,11 @@ impl Session<'_> {
         &self,
         connection: &Connection,
         backoff: &mut Duration,
-    ) -> lapin::Result<()> {
+    ) -> Result<(), LinkError> {
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         let mut consumers = Vec::new();
         for queue in self.topology.work_queues() {
             let channel = connection.create_channel().await?;
@@ -104,13 +121,13 @@ impl Session<'_> {
         tracing::info!("connected to the broker; consuming");
         let loops = consumers.into_iter().map(|(queue, consumer)| {
             let span = tracing::info_span!("consume", queue = %queue);
-            self.consume(consumer).instrument(span)
+            self.consume(consumer, &publisher).instrument(span)
         });
         futures_util::future::try_join_all(loops).await.map(|_| ())
     }
 
     /// Batches deliveries from one consumer until shutdown or a broker error.
-    async fn consume(&self, mut consumer: Consumer) -> lapin::Result<()> {
+    async fn consume(&self, mut consumer: Consumer, publisher: &Channel) -> Result<(), LinkError> {
         let worker = &self.settings.worker;
         loop {
             let first = tokio::select! {
@@ -118,9 +135,9 @@ impl Session<'_> {
                 () = self.shutdown.cancelled() => return Ok(()),
             };
             let Some(first) = first else {
-                return Err(lapin::Error::from(
+                return Err(LinkError::Broker(lapin::Error::from(
                     lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
-                ));
+                )));
             };
             let mut batch = vec![first?];
             let deadline = tokio::time::Instant::now() + worker.batch_linger();
@@ -130,14 +147,18 @@ impl Session<'_> {
                     Ok(None) | Err(_) => break,
                 }
             }
-            if !self.process(batch).await? {
+            if !self.process(batch, publisher).await? {
                 return Ok(());
             }
         }
     }
 
     /// Handles and settles one batch. Returns `false` if shutdown interrupted it (unsettled).
-    async fn process(&self, mut batch: Vec<Delivery>) -> lapin::Result<bool> {
+    async fn process(
+        &self,
+        mut batch: Vec<Delivery>,
+        publisher: &Channel,
+    ) -> Result<bool, LinkError> {
         let started = Instant::now();
         let messages: Vec<Incoming> = batch.iter_mut().map(incoming).collect();
         let mut db_backoff = INITIAL_BACKOFF;
@@ -160,13 +181,7 @@ impl Session<'_> {
                 }
             }
         };
-        if summary.retried > 0 {
-            tokio::select! {
-                () = tokio::time::sleep(RETRY_PAUSE) => {}
-                () = self.shutdown.cancelled() => return Ok(false),
-            }
-        }
-        settle(&batch, &outcomes).await?;
+        self.settle(&batch, &messages, &outcomes, publisher).await?;
         metrics::counter!("regstat_worker_events_total", "outcome" => "stored")
             .increment(summary.stored as u64);
         metrics::counter!("regstat_worker_events_total", "outcome" => "duplicate")
@@ -190,6 +205,93 @@ impl Session<'_> {
     }
 }
 
+impl Session<'_> {
+    /// Sends retries to their retry queue and dead letters to the dead-letter exchange, with
+    /// headers saying why, waits for the broker to confirm them, then acknowledges the whole
+    /// batch with one `multiple` ack on its last delivery (exact: this channel has one consumer
+    /// and batches are settled in order). If anything fails, nothing is acked and the broker
+    /// redelivers the batch: duplicates are harmless, the ledger dedupes.
+    async fn settle(
+        &self,
+        batch: &[Delivery],
+        messages: &[Incoming],
+        outcomes: &[Outcome],
+        publisher: &Channel,
+    ) -> Result<(), LinkError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut confirms = Vec::new();
+        for ((delivery, incoming), outcome) in batch.iter().zip(messages).zip(outcomes) {
+            let (reason, retry) = match outcome {
+                Outcome::Ack => continue,
+                Outcome::Retry(reason) => (reason, true),
+                Outcome::DeadLetter(reason) => (reason, false),
+            };
+            let headers = delivery.properties.headers();
+            let attempts = header_i64(headers, ATTEMPTS_HEADER).unwrap_or(0) + 1;
+            let give_up = !retry || attempts >= i64::from(self.settings.worker.max_attempts);
+            let exchange = if give_up {
+                self.topology.dead_letter_exchange()
+            } else {
+                self.topology
+                    .retry_exchange(u32::try_from(attempts).unwrap_or(u32::MAX))
+            };
+            let message = if retry && give_up {
+                format!("{} (gave up after {attempts} attempts)", reason.message)
+            } else {
+                reason.message.clone()
+            };
+            if give_up {
+                metrics::counter!("regstat_worker_dead_letters_total", "kind" => reason.kind)
+                    .increment(1);
+                tracing::error!(error.kind = reason.kind, error = %message, attempts, "dead-lettering event");
+            } else {
+                metrics::counter!("regstat_worker_retries_total", "kind" => reason.kind)
+                    .increment(1);
+                tracing::warn!(error.kind = reason.kind, error = %message, attempts, exchange = %exchange, "event will be retried");
+            }
+            let mut table = headers.clone().unwrap_or_default();
+            table.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongLongInt(attempts));
+            table.insert(ERROR_KIND_HEADER.into(), long_string(reason.kind));
+            table.insert(REASON_HEADER.into(), long_string(&message));
+            let first = header_i64(headers, FIRST_FAILURE_HEADER).unwrap_or(now_ms);
+            table.insert(FIRST_FAILURE_HEADER.into(), AMQPValue::LongLongInt(first));
+            table.insert(LAST_FAILURE_HEADER.into(), AMQPValue::LongLongInt(now_ms));
+            let properties = delivery
+                .properties
+                .clone()
+                .with_headers(table)
+                .with_delivery_mode(2);
+            let confirm = publisher
+                .basic_publish(
+                    exchange.as_str().into(),
+                    delivery.routing_key.clone(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &incoming.body,
+                    properties,
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for confirmation in futures_util::future::join_all(confirms).await {
+            match confirmation? {
+                Confirmation::Ack(None) => {}
+                other => return Err(LinkError::NotConfirmed(format!("{other:?}"))),
+            }
+        }
+        if let Some(last) = batch.last() {
+            last.acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(())
+    }
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
 /// Takes what the handler needs out of a delivery (the body is moved, not copied).
 fn incoming(delivery: &mut Delivery) -> Incoming {
     let properties = &delivery.properties;
@@ -199,40 +301,4 @@ fn incoming(delivery: &mut Delivery) -> Incoming {
         received_at: header_i64(properties.headers(), RECEIVED_AT_HEADER)
             .and_then(chrono::DateTime::from_timestamp_millis),
     }
-}
-
-/// Returns retries to the queue and dead-letters what must be, then acknowledges the rest with
-/// one `multiple` ack on the last delivery (exact: this channel has one consumer and batches
-/// are settled in order, so every earlier delivery is settled already).
-async fn settle(batch: &[Delivery], outcomes: &[Outcome]) -> lapin::Result<()> {
-    for (delivery, outcome) in batch.iter().zip(outcomes) {
-        let requeue = match outcome {
-            Outcome::Ack => continue,
-            Outcome::Retry(_) => true,
-            Outcome::DeadLetter(reason) => {
-                tracing::error!(%reason, delivery_tag = delivery.delivery_tag, "dead-lettering message");
-                false
-            }
-        };
-        delivery
-            .acker
-            .nack(BasicNackOptions {
-                requeue,
-                ..BasicNackOptions::default()
-            })
-            .await?;
-    }
-    let last_ack = batch
-        .iter()
-        .zip(outcomes)
-        .rev()
-        .find(|(_, outcome)| **outcome == Outcome::Ack)
-        .map(|(delivery, _)| delivery);
-    if let Some(delivery) = last_ack {
-        delivery
-            .acker
-            .ack(BasicAckOptions { multiple: true })
-            .await?;
-    }
-    Ok(())
 }

@@ -56,9 +56,41 @@ pub enum Outcome {
     /// Durably recorded (or already recorded): acknowledge.
     Ack,
     /// Not recorded because something it needs is unavailable (the registry): try again later.
-    Retry(String),
+    Retry(Reason),
     /// Can never succeed (malformed, rejected by the database, refused by the registry).
-    DeadLetter(String),
+    DeadLetter(Reason),
+}
+
+/// Why an event was not recorded: a stable kind (header `x-regstat-error-kind`, metric label)
+/// and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// `invalid_event`, `database_rejected`, `registry_unavailable`, `registry_refused` or
+    /// `manifest_invalid`.
+    pub kind: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+impl Reason {
+    /// A reason of `kind`.
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the message mentions `text`.
+    pub fn contains(&self, text: &str) -> bool {
+        self.message.contains(text)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
 }
 
 /// What a batch did, for metrics and logs.
@@ -113,7 +145,7 @@ pub async fn handle_batch(
             }
             Err(reason) => {
                 tracing::error!(%reason, "malformed message; dead-lettering it");
-                outcomes[position] = Outcome::DeadLetter(reason);
+                outcomes[position] = Outcome::DeadLetter(Reason::new("invalid_event", reason));
             }
         }
     }
@@ -133,8 +165,9 @@ pub async fn handle_batch(
                         Err(error) if db::is_transient(&error) => return Err(Unavailable(error)),
                         Err(error) => {
                             tracing::error!(event.id = %one.row.id, %error, "database rejected the event; dead-lettering it");
-                            outcomes[one.position] = Outcome::DeadLetter(format!(
-                                "database rejected the event: {error}"
+                            outcomes[one.position] = Outcome::DeadLetter(Reason::new(
+                                "database_rejected",
+                                format!("database rejected the event: {error}"),
                             ));
                         }
                     }
@@ -190,6 +223,7 @@ async fn learn_contents(
                     p.content = content;
                 }
             }
+            Err(Failure::Database(error)) => return Err(Unavailable(error)),
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%reason, "manifest content unavailable; the event will be retried");
                 outcomes[position] = Outcome::Retry(reason);
