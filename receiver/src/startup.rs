@@ -52,7 +52,7 @@ impl Application {
                 "no receiver.tokens or receiver.basic configured: accepting unauthenticated notifications"
             );
         }
-        let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.delivery_limit);
+        let topology = Topology::from_settings(&settings.amqp);
         let shutdown = CancellationToken::new();
         let (publisher, supervisor) = Publisher::start(&settings.amqp, topology, shutdown.clone());
         regstat_shared::metrics::handle();

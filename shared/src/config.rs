@@ -115,6 +115,10 @@ pub struct ReceiverSettings {
     pub basic: Vec<BasicCredential>,
     /// Retry-After seconds on 503.
     pub retry_after_secs: u32,
+    /// PEM certificate chain for HTTPS (empty: plain HTTP).
+    pub tls_cert_file: String,
+    /// PEM private key for HTTPS (empty: plain HTTP).
+    pub tls_key_file: String,
     /// HTTP worker threads (0: one per core).
     pub http_workers: usize,
     /// Grace period for in-flight requests on shutdown.
@@ -135,6 +139,8 @@ pub struct BasicCredential {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
+    /// Address of the health and metrics endpoint.
+    pub listen: String,
     /// Broker prefetch (unacked messages in flight per worker).
     pub prefetch: u16,
     /// Most events per database transaction.
@@ -311,6 +317,15 @@ impl Settings {
             .any(|t| t.expose_secret().trim().is_empty())
         {
             return invalid("receiver.tokens", "tokens must not be empty");
+        }
+        if self.worker.listen.parse::<SocketAddr>().is_err() {
+            return invalid("worker.listen", "must be an address such as 0.0.0.0:9090");
+        }
+        if self.receiver.tls_cert_file.is_empty() != self.receiver.tls_key_file.is_empty() {
+            return invalid(
+                "receiver.tls_cert_file",
+                "set both receiver.tls_cert_file and receiver.tls_key_file, or neither",
+            );
         }
         if self.worker.prefetch == 0 {
             return invalid("worker.prefetch", "must be above 0");
