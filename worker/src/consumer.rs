@@ -9,6 +9,7 @@
 //! broker redelivers it.
 
 use crate::handler::{self, Context, Incoming, Outcome};
+use crate::http::{self, Readiness};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -34,7 +35,12 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
-pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken) {
+pub async fn run(
+    settings: &Settings,
+    ctx: &Context,
+    readiness: &Readiness,
+    shutdown: CancellationToken,
+) {
     let topology = Topology::from_settings(&settings.amqp);
     let mut backoff = INITIAL_BACKOFF;
     loop {
@@ -42,6 +48,7 @@ pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken
             settings,
             topology: &topology,
             ctx,
+            readiness,
             shutdown: &shutdown,
         };
         match session.run(&mut backoff).await {
@@ -57,6 +64,15 @@ pub async fn run(settings: &Settings, ctx: &Context, shutdown: CancellationToken
             () = shutdown.cancelled() => return,
         }
         backoff = (backoff * 2).min(settings.amqp.reconnect_max_backoff());
+    }
+}
+
+/// Aborts a background task when the session that started it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -76,6 +92,7 @@ struct Session<'a> {
     settings: &'a Settings,
     topology: &'a Topology,
     ctx: &'a Context,
+    readiness: &'a Readiness,
     shutdown: &'a CancellationToken,
 }
 
@@ -84,6 +101,7 @@ impl Session<'_> {
     async fn run(&self, backoff: &mut Duration) -> Result<(), LinkError> {
         let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
         let result = self.consume_all(&connection, backoff).await;
+        self.readiness.set_consuming(false);
         if connection.status().connected() {
             let closing = connection.close(200, "regstat-worker stopping".into());
             let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
@@ -118,7 +136,15 @@ impl Session<'_> {
             consumers.push((queue, consumer));
         }
         *backoff = INITIAL_BACKOFF;
+        self.readiness.set_consuming(true);
         tracing::info!("connected to the broker; consuming");
+        let gauges = connection.create_channel().await?;
+        let poller = tokio::spawn(http::poll_gauges(
+            gauges,
+            self.topology.clone(),
+            self.ctx.pool.clone(),
+        ));
+        let _poller = AbortOnDrop(poller);
         let loops = consumers.into_iter().map(|(queue, consumer)| {
             let span = tracing::info_span!("consume", queue = %queue);
             self.consume(consumer, &publisher).instrument(span)

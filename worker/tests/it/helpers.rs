@@ -90,8 +90,27 @@ fn database_url(admin_url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
+/// Settings for code under test, like [`settings`], plus a config file with `toml` (for what
+/// only a file can say, such as `[[registries]]`).
+pub fn settings_with_file(
+    db: &TestDb,
+    broker: &TestBroker,
+    toml: &str,
+    extra: &[(&str, &str)],
+) -> Settings {
+    let file = std::env::temp_dir().join(format!("{}.toml", testkit::unique_name("config")));
+    std::fs::write(&file, toml).expect("write the test config file");
+    let loaded = Settings::load_with_env(Some(&file), env(db, broker, extra));
+    let _ = std::fs::remove_file(&file);
+    loaded.expect("test settings are valid")
+}
+
 /// Settings for code under test: the defaults, pointed at the test database and broker.
 pub fn settings(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Settings {
+    Settings::load_with_env(None, env(db, broker, extra)).expect("test settings are valid")
+}
+
+fn env(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("REGSTAT__DATABASE__URL".into(), db.url.clone()),
         ("REGSTAT__AMQP__URL".into(), testkit::amqp_url()),
@@ -99,13 +118,14 @@ pub fn settings(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Set
         ("REGSTAT__RECEIVER__LISTEN".into(), "127.0.0.1:0".into()),
         ("REGSTAT__RECEIVER__HTTP_WORKERS".into(), "1".into()),
         ("REGSTAT__TELEMETRY__FILTER".into(), "warn".into()),
+        ("REGSTAT__WORKER__LISTEN".into(), "127.0.0.1:0".into()),
     ];
     env.extend(
         extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    Settings::load_with_env(None, env).expect("test settings are valid")
+    env
 }
 
 /// A handler context on the test database: default settings, no registries configured.
@@ -114,8 +134,10 @@ pub fn context(db: &TestDb) -> regstat_worker::handler::Context {
     regstat_worker::handler::Context::new(db.pool.clone(), &settings).expect("context")
 }
 
-/// A worker running in this process.
+/// A worker running in this process, its health endpoint on a free port.
 pub struct TestWorker {
+    /// `http://127.0.0.1:<port>` of its health and metrics endpoint.
+    pub address: String,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -125,8 +147,16 @@ impl TestWorker {
         let shutdown = CancellationToken::new();
         let settings = settings.clone();
         let token = shutdown.clone();
-        let task = tokio::spawn(async move { regstat_worker::run(&settings, token).await });
-        Self { shutdown, task }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let address = format!("http://{}", listener.local_addr().expect("bound address"));
+        let task = tokio::spawn(async move {
+            regstat_worker::run_with_listener(&settings, listener, token).await
+        });
+        Self {
+            address,
+            shutdown,
+            task,
+        }
     }
 
     /// Graceful stop: the batch in hand is finished and acked.

@@ -9,3 +9,4 @@ mod ledger;
 mod model;
 mod pipeline;
 mod registry;
+mod retries;

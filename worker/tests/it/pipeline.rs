@@ -213,3 +213,30 @@ async fn graceful_shutdown_under_load_loses_nothing() {
     worker.stop().await;
     assert_each_once(&db, &ids).await;
 }
+
+/// The worker's own endpoint: alive, ready once consuming with the database reachable, and
+/// Prometheus metrics of what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reports_health_readiness_and_metrics() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let worker = TestWorker::spawn(&settings(&db, &broker, &[]));
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", worker.address)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    eventually(DEADLINE, "the worker ready", || async {
+        (get("/readyz").await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+    publish(&broker, &ids("metric", 3)).await;
+    wait_for_ledger(&db, 3).await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for name in [
+        "regstat_worker_events_total{outcome=\"stored\"}",
+        "regstat_worker_batch_duration_seconds_bucket",
+        "regstat_worker_consuming 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    worker.stop().await;
+}

@@ -1,0 +1,131 @@
+//! The worker's HTTP endpoint: `/healthz` (liveness), `/readyz` (consuming, database
+//! reachable) and `/metrics` (Prometheus), plus the gauges only a poll can give: queue depths,
+//! consumers and ledger size.
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use regstat_shared::topology::{QueueSpec, Topology};
+use serde_json::json;
+use sqlx::PgPool;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often queue depths and the ledger size are refreshed.
+const POLL_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Longest wait for the database in a readiness check.
+const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What readiness is made of, shared by the consume loop and the endpoint.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Consumers are attached to every work queue.
+    consuming: AtomicBool,
+}
+
+impl Readiness {
+    /// Records whether the worker is consuming.
+    pub fn set_consuming(&self, consuming: bool) {
+        self.consuming.store(consuming, Ordering::Relaxed);
+        metrics::gauge!("regstat_worker_consuming").set(if consuming { 1.0 } else { 0.0 });
+    }
+
+    /// Whether consumers are attached.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed)
+    }
+}
+
+struct State {
+    readiness: Arc<Readiness>,
+    pool: PgPool,
+}
+
+/// Serves the endpoint on `listener` until stopped through the returned handle.
+pub fn serve(
+    listener: TcpListener,
+    readiness: Arc<Readiness>,
+    pool: PgPool,
+) -> std::io::Result<(Server, ServerHandle)> {
+    regstat_shared::metrics::handle();
+    let state = web::Data::new(State { readiness, pool });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(render_metrics))
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    Ok((server, handle))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let consuming = state.readiness.is_consuming();
+    let database = tokio::time::timeout(
+        READY_DB_TIMEOUT,
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let body = json!({
+        "status": if consuming && database { "ready" } else { "not ready" },
+        "broker": if consuming { "consuming" } else { "not consuming" },
+        "database": if database { "reachable" } else { "unreachable" },
+    });
+    if consuming && database {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn render_metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(regstat_shared::metrics::render())
+}
+
+/// Refreshes the queue and ledger gauges every [`POLL_INTERVAL`] on `channel` until it fails.
+pub async fn poll_gauges(channel: lapin::Channel, topology: Topology, pool: PgPool) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    loop {
+        tick.tick().await;
+        for QueueSpec { name, .. } in topology.queues() {
+            let declared = channel
+                .queue_declare(
+                    name.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await;
+            let Ok(queue) = declared else { return };
+            metrics::gauge!("regstat_queue_messages", "queue" => name.clone())
+                .set(f64::from(queue.message_count()));
+            metrics::gauge!("regstat_queue_consumers", "queue" => name)
+                .set(f64::from(queue.consumer_count()));
+        }
+        // The planner's estimate: exact enough for a gauge, and free on a large ledger.
+        let estimate: Result<f32, _> = sqlx::query_scalar(
+            "SELECT reltuples FROM pg_class WHERE oid = 'regstat.events'::regclass",
+        )
+        .fetch_one(&pool)
+        .await;
+        if let Ok(rows) = estimate {
+            metrics::gauge!("regstat_ledger_events_estimate").set(f64::from(rows.max(0.0)));
+        }
+    }
+}
