@@ -4,9 +4,11 @@
 
 mod callbacks;
 mod e2e;
+mod e2e_model;
 mod helpers;
 mod ledger;
 mod model;
 mod pipeline;
 mod registry;
 mod retries;
+mod support;

@@ -6,5 +6,6 @@
 mod failures;
 pub mod fake;
 mod real;
-mod support;
+// The shared support module, where `super::support` finds it.
+use crate::support;
 mod token;
