@@ -186,3 +186,61 @@ proptest! {
         });
     }
 }
+
+/// A tag's own pulls before its newest push were pulls of the content it pointed at then:
+/// they do not make the tag's current content "pulled".
+#[tokio::test]
+async fn a_moved_tag_is_not_pulled_until_pulled_again() {
+    let db = TestDb::new().await;
+    let ctx = context(&db);
+    let push = |id: &str, second: u8, digest: &str| {
+        let (media_type, refs) = references(digest);
+        let mut e = event(
+            "push",
+            "PUT",
+            AGENTS[0],
+            second,
+            json!({"mediaType": media_type, "size": 500, "digest": digest, "repository": "lab/a", "tag": "v1", "references": refs}),
+        );
+        e["id"] = json!(id);
+        e
+    };
+    let pull = |id: &str, second: u8, digest: &str| {
+        let mut e = event(
+            "pull",
+            "GET",
+            AGENTS[0],
+            second,
+            json!({"mediaType": IMAGE, "size": 500, "digest": digest, "repository": "lab/a", "tag": "v1"}),
+        );
+        e["id"] = json!(id);
+        e
+    };
+    let last_pulled = || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT last_pulled_at FROM regstat.live_tags WHERE repository = 'lab/a' AND tag = 'v1'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let events = [
+        push("p1", 1, MANIFESTS[0]),
+        pull("g1", 2, MANIFESTS[0]),
+        push("p2", 3, MANIFESTS[1]),
+    ];
+    handle_batch(&ctx, &messages(&events)).await.unwrap();
+    assert_eq!(
+        last_pulled().await,
+        None,
+        "v1 now names content nobody pulled"
+    );
+
+    handle_batch(&ctx, &messages(&[pull("g2", 4, MANIFESTS[1])]))
+        .await
+        .unwrap();
+    assert_eq!(
+        last_pulled().await.unwrap().to_rfc3339(),
+        "2026-11-22T10:00:04+00:00"
+    );
+}
