@@ -11,4 +11,5 @@ mod model;
 mod pipeline;
 mod registry;
 mod retries;
+mod secrets;
 mod support;
