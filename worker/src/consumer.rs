@@ -208,6 +208,11 @@ impl Session<'_> {
             }
         };
         self.settle(&batch, &messages, &outcomes, publisher).await?;
+        let settled = chrono::Utc::now();
+        for received in messages.iter().filter_map(|m| m.received_at) {
+            let lag = (settled - received).num_microseconds().unwrap_or(i64::MAX);
+            metrics::histogram!("regstat_worker_lag_seconds").record(lag as f64 / 1e6);
+        }
         metrics::counter!("regstat_worker_events_total", "outcome" => "stored")
             .increment(summary.stored as u64);
         metrics::counter!("regstat_worker_events_total", "outcome" => "duplicate")
