@@ -21,10 +21,22 @@ pub enum ApiError {
         "unsupported content type {0:?}: send application/vnd.docker.distribution.events.v1+json, ...v2+json or application/json"
     )]
     UnsupportedMediaType(String),
+    /// A `Content-Encoding` other than `identity` (registries never compress notifications).
+    #[error("unsupported content encoding {0:?}: send the body uncompressed")]
+    UnsupportedEncoding(String),
     /// The body exceeds `receiver.body_limit_bytes`.
     #[error("body larger than the limit of {limit} bytes")]
     PayloadTooLarge {
         /// The configured limit.
+        limit: usize,
+    },
+    /// More events in one envelope than the receiver publishes per request (a registry sends
+    /// one).
+    #[error("{count} events in one request, over the limit of {limit}")]
+    TooManyEvents {
+        /// Events in the envelope.
+        count: usize,
+        /// The limit.
         limit: usize,
     },
     /// The body could not be read or is not an envelope.
@@ -53,8 +65,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::PayloadTooLarge { .. } | ApiError::TooManyEvents { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -65,7 +81,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::TooManyEvents { .. } => "too_many_events",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unavailable { .. } => "unavailable",
         }

@@ -10,11 +10,13 @@
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
 //! - [`publisher`]: confirmed publishing over a supervised, self-healing broker connection.
 //! - [`error`]: the one place errors become HTTP answers.
+//! - [`tls`]: the HTTPS configuration from the certificate and key files.
 
 pub mod auth;
 pub mod error;
 pub mod publisher;
 pub mod routes;
 pub mod startup;
+pub mod tls;
 
 pub use startup::Application;

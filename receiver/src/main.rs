@@ -20,7 +20,12 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     regstat_shared::telemetry::init(&settings.telemetry, std::io::stderr);
     let app = Application::build(&settings)?;
-    tracing::info!(listen = %settings.receiver.listen, version = regstat_shared::VERSION, "receiver started");
+    tracing::info!(
+        listen = %settings.receiver.listen,
+        tls = !settings.receiver.tls_cert_file.is_empty(),
+        version = regstat_shared::VERSION,
+        "receiver started"
+    );
     let handle = app.handle();
     tokio::spawn(async move {
         regstat_shared::shutdown_signal().await;

@@ -234,13 +234,24 @@ fn properties(
         );
     }
     BasicProperties::default()
-        .with_message_id(ShortString::from(message.message_id.as_str()))
-        .with_correlation_id(ShortString::from(correlation_id))
+        .with_message_id(short(&message.message_id))
+        .with_correlation_id(short(correlation_id))
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_timestamp(u64::try_from(received_at_ms / 1000).unwrap_or_default())
         .with_app_id("regstat-receiver".into())
         .with_headers(headers)
+}
+
+/// An AMQP short string (at most 255 bytes). `ShortString::from` panics past that; ids are
+/// checked before they get here (`Event::parse_checked`), and this cuts, at a character
+/// boundary, whatever would still be too long rather than fail the request.
+fn short(text: &str) -> ShortString {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::from(&text[..end])
 }
 
 /// Keeps one healthy connection open.

@@ -3,6 +3,7 @@
 use crate::auth::Authenticator;
 use crate::publisher::Publisher;
 use crate::routes::{events, health};
+use crate::tls;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -43,9 +44,12 @@ impl Application {
     }
 
     /// Builds the app on an already-bound listener (port 0 in tests). Must be called inside a
-    /// Tokio runtime: it starts the broker supervisor.
+    /// Tokio runtime: it starts the broker supervisor. With `receiver.tls_cert_file` and
+    /// `receiver.tls_key_file` set it serves HTTPS only; unusable TLS files fail here, before
+    /// anything is started.
     pub fn build_with_listener(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let tls = tls::server_config(&settings.receiver)?;
         let auth = Authenticator::from_settings(&settings.receiver);
         if auth.is_open() {
             tracing::warn!(
@@ -79,7 +83,11 @@ impl Application {
         if settings.receiver.http_workers > 0 {
             server = server.workers(settings.receiver.http_workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
+        .run();
         Ok(Self {
             port,
             server,

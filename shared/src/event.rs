@@ -7,7 +7,16 @@
 //!
 //! Parsing is lenient in the ways real registries need: unknown fields are ignored, unknown
 //! actions are kept, and empty strings and zero sizes (which distribution 3.x sends for absent
-//! values) mean "absent".
+//! values) mean "absent". It is strict where leniency would let garbage through: every nested
+//! structure must be a JSON object (serde's derive would also take an array of the fields).
+//!
+//! Three levels of judgement, each giving an [`Invalid`] reason for the quarantine:
+//! - [`Event::parse`]: the event has the notification schema;
+//! - [`Event::validate`] (and [`Event::parse_valid`]): it can be keyed and routed (id, action,
+//!   target);
+//! - [`Event::parse_checked`]: what it names follows distribution's grammar (repository names,
+//!   tags, digests), its sizes and id fit the pipeline, and [`check_storable`] says PostgreSQL
+//!   can store its raw JSON. The receiver admits events with this one.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -47,16 +56,16 @@ pub struct Event {
     #[serde(default)]
     pub action: Option<Action>,
     /// What it happened to.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "optional_object")]
     pub target: Option<Target>,
     /// The HTTP request to the registry that caused the event.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "object_or_default")]
     pub request: Request,
     /// Who made that request (empty without registry auth).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "object_or_default")]
     pub actor: Actor,
     /// The registry node that emitted the event.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "object_or_default")]
     pub source: Source,
 }
 
@@ -160,7 +169,7 @@ pub struct Target {
     #[serde(default, deserialize_with = "non_empty")]
     pub tag: Option<String>,
     /// Descriptors a manifest references (sent with `includereferences: true`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "objects")]
     pub references: Vec<Descriptor>,
 }
 
@@ -256,6 +265,22 @@ pub enum Invalid {
     /// No `target`.
     #[error("event has no target")]
     MissingTarget,
+    /// An id too long to be a message id (AMQP short strings hold at most 255 bytes).
+    #[error("event id is {0} bytes long, over the {MAX_ID_BYTES} an AMQP message id holds")]
+    IdTooLong(usize),
+    /// A field that breaks distribution's grammar or the pipeline's limits.
+    #[error("{field} {value} {problem}")]
+    Field {
+        /// Where, e.g. `target.repository` or `target.references[2].digest`.
+        field: String,
+        /// The offending value, quoted and shortened.
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Something PostgreSQL's `jsonb` cannot hold, so the event could never be stored.
+    #[error("event cannot be stored: {0}")]
+    Unstorable(&'static str),
 }
 
 impl Event {
@@ -263,7 +288,7 @@ impl Event {
     pub fn parse(raw: &[u8]) -> Result<Self, Invalid> {
         serde_json::from_slice::<Object<Self>>(raw)
             .map(|event| event.0)
-            .map_err(|e| Invalid::Schema(e.to_string()))
+            .map_err(|e| Invalid::Schema(bounded(e.to_string())))
     }
 
     /// Parses and checks that the event can be keyed and routed.
@@ -287,6 +312,57 @@ impl Event {
         Ok(())
     }
 
+    /// Parses an event the way the receiver admits it: [`Event::parse_valid`], then
+    /// [`Event::check_fields`], then [`check_storable`] on the raw bytes. An event that fails
+    /// goes to quarantine with the reason.
+    ///
+    /// The worker keeps using [`Event::parse_valid`]: what reaches its queues already passed here.
+    pub fn parse_checked(raw: &[u8]) -> Result<Self, Invalid> {
+        let event = Self::parse_valid(raw)?;
+        event.check_fields()?;
+        check_storable(raw)?;
+        Ok(event)
+    }
+
+    /// Checks what the event names against distribution's grammar
+    /// (`distribution/reference/regexp.go`, `opencontainers/go-digest`) and the pipeline's
+    /// limits: the repository and mount source are repository names, the tag a tag, every
+    /// digest a digest, every size fits PostgreSQL's `bigint`, and the id fits a message id.
+    /// Absent values (including distribution 3.x's `""` and `0`) pass.
+    pub fn check_fields(&self) -> Result<(), Invalid> {
+        if let Some(id) = &self.id
+            && id.len() > MAX_ID_BYTES
+        {
+            return Err(Invalid::IdTooLong(id.len()));
+        }
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        check(
+            "target.repository",
+            target.repository.as_deref(),
+            repository_problem,
+        )?;
+        check(
+            "target.fromRepository",
+            target.from_repository.as_deref(),
+            repository_problem,
+        )?;
+        check("target.tag", target.tag.as_deref(), tag_problem)?;
+        check("target.digest", target.digest.as_deref(), digest_problem)?;
+        check_size("target.size", target.size)?;
+        check_size("target.length", target.length)?;
+        for (index, reference) in target.references.iter().enumerate() {
+            check(
+                &format!("target.references[{index}].digest"),
+                reference.digest.as_deref(),
+                digest_problem,
+            )?;
+            check_size(&format!("target.references[{index}].size"), reference.size)?;
+        }
+        Ok(())
+    }
+
     /// What the event is about.
     pub fn kind(&self) -> Kind {
         let Some(target) = &self.target else {
@@ -305,6 +381,304 @@ impl Event {
         let action = self.action.as_ref().map_or("other", Action::routing_word);
         format!("{action}.{}", self.kind().as_str())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content checks
+//
+// Hand-written rather than with the `regex` crate: the three grammars are tiny and regular, so
+// each check is a few lines of byte matching with no dependency, no lazily compiled statics and
+// no allocation, and each can say which rule broke. The unit tests generate names from the very
+// regular expressions of distribution's `reference/regexp.go` (proptest's regex strategies) to
+// check that the hand-written code accepts what the regexes accept.
+// ---------------------------------------------------------------------------------------------
+
+/// Longest accepted event id: the id becomes the AMQP message id, a short string.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// Longest repository name (distribution's `NameTotalLengthMax`).
+pub const MAX_REPOSITORY_BYTES: usize = 255;
+
+/// Longest tag (`[\w][\w.-]{0,127}`).
+pub const MAX_TAG_BYTES: usize = 128;
+
+/// Deepest nesting of arrays and objects accepted in one event. Real events nest 4 levels;
+/// PostgreSQL's `jsonb` parser recurses and fails somewhere past 10,000, which an event of a
+/// few hundred kilobytes reaches. 128 is serde_json's own recursion limit.
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest number literal accepted in an event, and largest decimal exponent. Both far inside
+/// what PostgreSQL's `numeric` holds (131,072 digits before the point, 16,383 after), which a
+/// literal such as `1e200000` exceeds.
+const MAX_NUMBER_DIGITS: usize = 1000;
+const MAX_NUMBER_EXPONENT: u64 = 10_000;
+
+/// Longest reason kept from a parser message: the reason travels in an AMQP header, which must
+/// fit in one frame, and in log lines, and serde quotes whole offending strings.
+const MAX_REASON_BYTES: usize = 512;
+
+/// How much of an offending value a reason quotes.
+const SHOWN_CHARS: usize = 64;
+
+/// Checks that raw event JSON can be stored in PostgreSQL's `jsonb`: no `\u0000` escape (or raw
+/// NUL byte) anywhere, keys included; no unpaired UTF-16 surrogate escape; at most
+/// [`MAX_DEPTH`] levels of nesting; no number literal out of `numeric`'s range. One pass, no
+/// allocation; bytes that are not JSON are skipped, never a panic.
+pub fn check_storable(raw: &[u8]) -> Result<(), Invalid> {
+    let mut depth = 0_usize;
+    let mut at = 0;
+    while let Some(&byte) = raw.get(at) {
+        at = match byte {
+            b'"' => skip_string(raw, at + 1)?,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Invalid::Unstorable(
+                        "arrays and objects nest deeper than 128 levels",
+                    ));
+                }
+                at + 1
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                at + 1
+            }
+            b'-' | b'0'..=b'9' => skip_number(raw, at)?,
+            0 => return Err(Invalid::Unstorable(NUL)),
+            _ => at + 1,
+        };
+    }
+    Ok(())
+}
+
+const NUL: &str = "it contains U+0000, which PostgreSQL text and jsonb cannot hold";
+
+/// Skips a string body from just after its opening quote; returns the index after the closing
+/// quote (or the end).
+fn skip_string(raw: &[u8], mut at: usize) -> Result<usize, Invalid> {
+    while let Some(&byte) = raw.get(at) {
+        match byte {
+            b'"' => return Ok(at + 1),
+            0 => return Err(Invalid::Unstorable(NUL)),
+            b'\\' if raw.get(at + 1) == Some(&b'u') => {
+                let unit = hex4(raw, at + 2);
+                at += 6;
+                match unit {
+                    Some(0) => return Err(Invalid::Unstorable(NUL)),
+                    Some(0xD800..=0xDBFF) => {
+                        let low = if raw.get(at) == Some(&b'\\') && raw.get(at + 1) == Some(&b'u') {
+                            hex4(raw, at + 2)
+                        } else {
+                            None
+                        };
+                        if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                            return Err(Invalid::Unstorable(SURROGATE));
+                        }
+                        at += 6;
+                    }
+                    Some(0xDC00..=0xDFFF) => return Err(Invalid::Unstorable(SURROGATE)),
+                    _ => {}
+                }
+            }
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+    Ok(at)
+}
+
+const SURROGATE: &str =
+    "it contains an unpaired UTF-16 surrogate escape, which is not Unicode text";
+
+fn hex4(raw: &[u8], at: usize) -> Option<u16> {
+    let digits = raw.get(at..at + 4)?;
+    digits.iter().try_fold(0_u16, |value, &digit| {
+        let nibble = char::from(digit).to_digit(16)?;
+        Some(value << 4 | u16::try_from(nibble).ok()?)
+    })
+}
+
+/// Skips a number literal; fails when `numeric` could not hold it.
+fn skip_number(raw: &[u8], start: usize) -> Result<usize, Invalid> {
+    const TOO_BIG: &str = "it contains a number beyond what PostgreSQL's numeric holds";
+    let mut at = start;
+    let mut digits = 0_usize;
+    let mut exponent = None::<u64>;
+    while let Some(&byte) = raw.get(at) {
+        match (byte, exponent.as_mut()) {
+            (b'0'..=b'9', None) => digits += 1,
+            (b'0'..=b'9', Some(value)) => {
+                *value = value
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(byte - b'0'));
+            }
+            (b'e' | b'E', None) => exponent = Some(0),
+            (b'-' | b'+' | b'.', _) => {}
+            _ => break,
+        }
+        at += 1;
+    }
+    if digits > MAX_NUMBER_DIGITS || exponent.is_some_and(|e| e > MAX_NUMBER_EXPONENT) {
+        return Err(Invalid::Unstorable(TOO_BIG));
+    }
+    Ok(at)
+}
+
+/// Checks an optional field with `problem`, which says what is wrong with a present value.
+fn check(
+    field: &str,
+    value: Option<&str>,
+    problem: fn(&str) -> Option<&'static str>,
+) -> Result<(), Invalid> {
+    match value.and_then(|v| problem(v).map(|p| (v, p))) {
+        None => Ok(()),
+        Some((value, problem)) => Err(Invalid::Field {
+            field: field.to_owned(),
+            value: shown(value),
+            problem,
+        }),
+    }
+}
+
+/// Sizes land in PostgreSQL `bigint` columns.
+fn check_size(field: &str, size: Option<u64>) -> Result<(), Invalid> {
+    match size {
+        Some(size) if i64::try_from(size).is_err() => Err(Invalid::Field {
+            field: field.to_owned(),
+            value: size.to_string(),
+            problem: "is larger than 2^63 - 1 bytes",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What is wrong with a repository name, if anything: path components
+/// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*` joined by `/`, at most 255 bytes.
+pub fn repository_problem(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_REPOSITORY_BYTES {
+        return Some("is not a repository name: longer than 255 bytes");
+    }
+    if name.split('/').all(is_path_component) {
+        None
+    } else {
+        Some(
+            "is not a repository name: path components of lowercase letters and digits, \
+             separated by '.', '_', '__' or dashes, joined by '/'",
+        )
+    }
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`: runs of lowercase letters and digits, each pair
+/// separated by one `.`, one `_`, `__`, or any number of `-`.
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let mut at = 0;
+    loop {
+        let run = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        if run == 0 {
+            return false;
+        }
+        at += run;
+        let separator = match bytes.get(at) {
+            None => return true,
+            Some(b'.') => 1,
+            Some(b'_') if bytes.get(at + 1) == Some(&b'_') => 2,
+            Some(b'_') => 1,
+            Some(b'-') => bytes[at..].iter().take_while(|&&b| b == b'-').count(),
+            Some(_) => return false,
+        };
+        at += separator;
+    }
+}
+
+/// What is wrong with a tag, if anything: `[\w][\w.-]{0,127}` (`\w` is ASCII here, as in Go).
+pub fn tag_problem(tag: &str) -> Option<&'static str> {
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let bytes = tag.as_bytes();
+    let valid = bytes.len() <= MAX_TAG_BYTES
+        && bytes.first().is_some_and(word)
+        && bytes.iter().all(|b| word(b) || *b == b'.' || *b == b'-');
+    (!valid).then_some(
+        "is not a tag: up to 128 letters, digits, '_', '.' and '-', starting with a letter, \
+         digit or '_'",
+    )
+}
+
+/// What is wrong with a digest, if anything: `algorithm:encoded` where the algorithm is
+/// `[a-z0-9]+(?:[.+_-][a-z0-9]+)*`; sha256, sha384 and sha512 (the algorithms go-digest
+/// registers) take exactly 64, 96 and 128 lowercase hex digits, others `[a-zA-Z0-9=_-]+`.
+pub fn digest_problem(digest: &str) -> Option<&'static str> {
+    let Some((algorithm, encoded)) = digest.split_once(':') else {
+        return Some("is not a digest: no ':' between algorithm and hex");
+    };
+    let hex_len = match algorithm {
+        "sha256" => Some(64),
+        "sha384" => Some(96),
+        "sha512" => Some(128),
+        _ => None,
+    };
+    if let Some(len) = hex_len {
+        let hex = encoded.len() == len
+            && encoded
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        return (!hex).then_some(match algorithm {
+            "sha256" => "is not a digest: sha256 takes 64 lowercase hex digits",
+            "sha384" => "is not a digest: sha384 takes 96 lowercase hex digits",
+            _ => "is not a digest: sha512 takes 128 lowercase hex digits",
+        });
+    }
+    let algorithm_ok = algorithm.split(['.', '+', '_', '-']).all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    let encoded_ok = !encoded.is_empty()
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+    if algorithm_ok && encoded_ok {
+        None
+    } else {
+        Some("is not a digest: algorithm:encoded as the OCI image spec defines")
+    }
+}
+
+/// A value quoted for a reason, cut to [`SHOWN_CHARS`] characters.
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// A parser message cut to [`MAX_REASON_BYTES`], keeping its start and its end (where serde
+/// says the line and column).
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_REASON_BYTES {
+        return message;
+    }
+    let head = floor_char_boundary(&message, MAX_REASON_BYTES - 128);
+    let tail = ceil_char_boundary(&message, message.len() - 100);
+    format!("{} [...] {}", &message[..head], &message[tail..])
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// A `T` read only from a JSON object. serde's derived `Deserialize` also accepts an array of
@@ -342,12 +716,36 @@ fn non_zero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D
     Ok(Option::<u64>::deserialize(deserializer)?.filter(|n| *n != 0))
 }
 
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+/// An optional nested object (`target`): absent or `null` is `None`, anything but an object is
+/// an error.
+fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Object<T>>::deserialize(deserializer)?.map(|object| object.0))
+}
+
+/// A nested object that defaults when absent or `null` (`request`, `actor`, `source`).
+fn object_or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
 {
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+    Ok(optional_object(deserializer)?.unwrap_or_default())
+}
+
+/// An array of objects (`references`); absent or `null` is empty.
+fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<Object<T>>>::deserialize(deserializer)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|object| object.0)
+        .collect())
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(
@@ -357,7 +755,9 @@ fn timestamp<'de, D: Deserializer<'de>>(
         None => Ok(None),
         Some(text) => DateTime::parse_from_rfc3339(&text)
             .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| serde::de::Error::custom(format!("invalid timestamp {text:?}: {e}"))),
+            .map_err(|e| {
+                serde::de::Error::custom(format!("invalid timestamp {}: {e}", shown(&text)))
+            }),
     }
 }
 

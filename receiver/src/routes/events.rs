@@ -1,17 +1,24 @@
 //! `POST /events`: the registry's notifications.
 //!
-//! Authenticate, check the content type, read the body within the limit, split the envelope
-//! into events, publish each as its own message and answer 200 only once the broker has
-//! confirmed every one of them.
+//! Authenticate, check the content type and encoding, read the body within the limit, split
+//! the envelope into events, publish each as its own message and answer 200 only once the broker
+//! has confirmed every one of them.
+//!
+//! Only a malformed *request* gets a 4xx (the registry would retry it forever, holding every
+//! later event): an envelope that parses is answered 200 (or 503), and each of its events that
+//! fails [`Event::parse_checked`] goes to the quarantine queue with the reason, while the
+//! valid ones are published as usual.
 
 use crate::error::ApiError;
 use crate::publisher::Outgoing;
 use crate::startup::AppState;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use regstat_shared::event::{Envelope, Event};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
@@ -21,6 +28,13 @@ const ACCEPTED_CONTENT_TYPES: [&str; 3] = [
     "application/vnd.docker.distribution.events.v2+json",
     "application/json",
 ];
+
+/// Most events one request may carry. A registry sends exactly one per request; without a cap
+/// a 1 MiB envelope of `{}` would become 350,000 quarantined messages, again on every retry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// Longest piece of a request header echoed in an answer or a log line.
+const MAX_ECHO_CHARS: usize = 128;
 
 #[derive(Serialize)]
 struct Accepted {
@@ -53,9 +67,14 @@ pub async fn receive(
                 ApiError::Unavailable { source, .. } => {
                     tracing::error!(error = %source, cause = ?source, "events not queued; answering 503");
                 }
+                // Once per rejected request, with what an operator needs to find the sender;
+                // never a credential (only the scheme is named) and never the body.
                 other => tracing::warn!(
                     status = other.status().as_u16(),
+                    error.code = other.code(),
                     error = %other,
+                    auth.scheme = auth_scheme(&request),
+                    http.user_agent = %echo(header(&request, USER_AGENT)),
                     peer = ?request.peer_addr(),
                     "request rejected"
                 ),
@@ -82,12 +101,19 @@ async fn accept(
         return Err(ApiError::Unauthorized);
     }
     check_content_type(request)?;
+    check_content_encoding(request)?;
     let body = read_body(request, payload, state.body_limit).await?;
     let envelope = Envelope::parse(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "body is not a notification envelope {{\"events\": [...]}}: {e}"
         ))
     })?;
+    if envelope.events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::TooManyEvents {
+            count: envelope.events.len(),
+            limit: MAX_EVENTS_PER_REQUEST,
+        });
+    }
     tracing::Span::current().record("events", envelope.events.len());
 
     let received_at_ms = SystemTime::now()
@@ -127,8 +153,7 @@ async fn accept(
 /// Turns one raw event into a message: routed by action and kind, or quarantined with the
 /// reason it cannot be processed.
 fn route(raw: &[u8]) -> Outgoing<'_> {
-    let parsed = Event::parse(raw).and_then(|event| event.validate().map(|()| event));
-    match parsed {
+    match Event::parse_checked(raw) {
         Ok(event) => {
             let id = event.id.clone().unwrap_or_default();
             let key = event.routing_key();
@@ -136,15 +161,75 @@ fn route(raw: &[u8]) -> Outgoing<'_> {
             Outgoing::event(key, id, raw)
         }
         Err(invalid) => {
-            // Keep whatever id the event has, so a quarantined event can be traced.
-            let id = Event::parse(raw)
-                .ok()
-                .and_then(|e| e.id)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            tracing::warn!(event.id = %id, reason = %invalid, "event quarantined");
-            Outgoing::quarantine(id, raw, invalid.to_string())
+            let id = quarantine_id(raw);
+            let reason = invalid.to_string();
+            tracing::warn!(event.id = ?id, %reason, "event quarantined");
+            Outgoing::quarantine(id, raw, reason)
         }
     }
+}
+
+/// The message id of a quarantined event: its own id when it has a string one that fits a
+/// message id (so it can be traced, even when the rest of the event is broken), else a fresh one.
+fn quarantine_id(raw: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<IdOnly>(raw)
+        .ok()
+        .and_then(|event| event.id)
+        .filter(|id| !id.is_empty() && id.len() <= regstat_shared::event::MAX_ID_BYTES)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn header(request: &HttpRequest, name: actix_web::http::header::HeaderName) -> &str {
+    request
+        .headers()
+        .get(name)
+        .map_or("", |v| v.to_str().unwrap_or("<not visible ASCII>"))
+}
+
+/// A header value cut to [`MAX_ECHO_CHARS`] characters for an answer or a log line.
+fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+    }
+}
+
+/// The scheme of the `Authorization` header, for logs: never the credential.
+fn auth_scheme(request: &HttpRequest) -> &'static str {
+    let Some(value) = request.headers().get(AUTHORIZATION) else {
+        return "none";
+    };
+    let scheme = value
+        .as_bytes()
+        .split(|b| *b == b' ')
+        .next()
+        .unwrap_or_default();
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        "bearer"
+    } else if scheme.eq_ignore_ascii_case(b"basic") {
+        "basic"
+    } else {
+        "other"
+    }
+}
+
+/// Registries never compress notifications; a compressed body would only read as "not JSON".
+fn check_content_encoding(request: &HttpRequest) -> Result<(), ApiError> {
+    for value in request.headers().get_all(CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("<not visible ASCII>");
+        let identity = text
+            .split(',')
+            .map(str::trim)
+            .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("identity"));
+        if !identity {
+            return Err(ApiError::UnsupportedEncoding(echo(text)));
+        }
+    }
+    Ok(())
 }
 
 fn check_content_type(request: &HttpRequest) -> Result<(), ApiError> {
@@ -160,7 +245,7 @@ fn check_content_type(request: &HttpRequest) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(value.to_owned()))
+        Err(ApiError::UnsupportedMediaType(echo(value)))
     }
 }
 

@@ -107,7 +107,7 @@ async fn unusable_events_are_quarantined_with_the_reason() {
         {"id": "no-target", "action": "pull"},
         "not an object",
         {"id": "bad-time", "timestamp": "yesterday", "action": "pull", "target": {}},
-        {"id": "fine", "action": "pull", "target": {"mediaType": "application/octet-stream", "repository": "a", "digest": "sha256:2"}},
+        {"id": "fine", "action": "pull", "target": {"mediaType": "application/octet-stream", "repository": "a", "digest": "sha256:9b3a13e00c25939f6d8043447135e87c523bbbce6d6dc4a364db57633feedc57"}},
         {"id": "future-action", "action": "scan", "target": {"repository": "a"}}
     ]}"#;
     let response = app.post("/events", body).await;

@@ -4,4 +4,6 @@
 mod broker;
 mod events;
 mod helpers;
+mod hostile;
 mod rejects;
+mod tls;

@@ -130,7 +130,8 @@ fn parse_request(at: &str, line: &str) -> FixtureRequest {
         let reparsed: Value = serde_json::from_str(raw.get()).expect("raw event is JSON");
         assert_eq!(&reparsed, json, "{at}: raw event differs from `body`");
 
-        let event = Event::parse_valid(raw.get().as_bytes())
+        // Every real event passes the receiver's strictest judgement.
+        let event = Event::parse_checked(raw.get().as_bytes())
             .unwrap_or_else(|e| panic!("{at}: fixture event is invalid: {e}"));
         check_against_json(&at, &event, json);
         events.push(FixtureEvent {
@@ -1015,6 +1016,344 @@ fn envelope_keeps_events_raw() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Strictness: nested objects, grammar, storability
+// ---------------------------------------------------------------------------------------------
+
+const SHA256: &str = "sha256:9b3a13e00c25939f6d8043447135e87c523bbbce6d6dc4a364db57633feedc57";
+
+/// An event whose target is `target` (JSON), otherwise valid.
+fn with_target(target: &str) -> String {
+    format!(r#"{{"id": "e", "action": "push", "target": {target}}}"#)
+}
+
+fn checked(json: &str) -> Result<Event, Invalid> {
+    Event::parse_checked(json.as_bytes())
+}
+
+/// The field named by the error `json` fails with, and the whole reason.
+fn field_error(json: &str) -> (String, String) {
+    let invalid = checked(json).expect_err(json);
+    match &invalid {
+        Invalid::Field { field, .. } => (field.clone(), invalid.to_string()),
+        other => panic!("{json}: expected a field error, got {other:?}"),
+    }
+}
+
+#[test]
+fn nested_structures_must_be_objects() {
+    // serde's derive takes `[media type, size, digest, ...]` for a target: a registry never
+    // sends that, and it must not pass for a manifest push.
+    for json in [
+        with_target(r#"["application/vnd.oci.image.manifest.v1+json", 5, "sha256:1"]"#),
+        with_target(r#"{"references": [["application/octet-stream", 5]]}"#),
+        r#"{"id": "e", "action": "pull", "target": {}, "request": ["r1", "1.2.3.4"]}"#.to_owned(),
+        r#"{"id": "e", "action": "pull", "target": {}, "actor": ["me"]}"#.to_owned(),
+        r#"{"id": "e", "action": "pull", "target": {}, "source": ["a:1", "i"]}"#.to_owned(),
+    ] {
+        let message = schema_error(&json);
+        assert!(
+            message.contains("expected a JSON object"),
+            "{json}: {message}"
+        );
+    }
+    // Objects and nulls are still fine.
+    let event = checked(
+        r#"{"id": "e", "action": "pull", "target": {"references": [{"size": 1}]},
+            "request": null, "actor": {}, "source": null}"#,
+    )
+    .unwrap();
+    assert_eq!(event.target.unwrap().references.len(), 1);
+}
+
+#[test]
+fn repository_names_follow_the_distribution_grammar() {
+    for name in [
+        "a",
+        "library/nginx",
+        "lab/app",
+        "a0/b1/c2",
+        "my.repo",
+        "my_repo",
+        "my__repo",
+        "my-repo",
+        "my----repo",
+        "a.b_c__d-e--f",
+        "0",
+        &"a".repeat(255),
+        &["ab"; 85].join("/"),
+    ] {
+        assert_eq!(repository_problem(name), None, "{name}");
+        checked(&with_target(&format!(r#"{{"repository": "{name}"}}"#))).unwrap();
+    }
+    for name in [
+        "Lab/App",
+        "a//b",
+        "/a",
+        "a/",
+        "a..b",
+        "a___b",
+        "a._b",
+        "-a",
+        "a-",
+        "a_",
+        ".a",
+        "a b",
+        "localhost:5000/a",
+        "a/../b",
+        "é",
+        "a\nb",
+        &"a".repeat(256),
+    ] {
+        assert!(repository_problem(name).is_some(), "{name}");
+    }
+    let (field, reason) = field_error(&with_target(r#"{"repository": "Lab/App"}"#));
+    assert_eq!(field, "target.repository");
+    assert!(reason.contains(r#""Lab/App""#), "{reason}");
+    assert!(reason.contains("is not a repository name"), "{reason}");
+    let (field, reason) = field_error(&with_target(&format!(
+        r#"{{"repository": "{}"}}"#,
+        "a".repeat(300)
+    )));
+    assert_eq!(field, "target.repository");
+    assert!(reason.contains("longer than 255 bytes"), "{reason}");
+    assert!(reason.len() < 300, "the value is shortened: {reason}");
+    let (field, _) = field_error(&with_target(
+        r#"{"repository": "a", "fromRepository": "B"}"#,
+    ));
+    assert_eq!(field, "target.fromRepository");
+}
+
+#[test]
+fn tags_follow_the_distribution_grammar() {
+    for tag in [
+        "v1",
+        "latest",
+        "1.0.0-rc.1",
+        "_x",
+        "A_b.c-d",
+        &"t".repeat(128),
+    ] {
+        assert_eq!(tag_problem(tag), None, "{tag}");
+    }
+    for tag in [
+        "-v1",
+        ".v1",
+        "v 1",
+        "v1/",
+        "v:1",
+        "ünï",
+        "v1\u{0}",
+        &"t".repeat(129),
+    ] {
+        assert!(tag_problem(tag).is_some(), "{tag:?}");
+    }
+    let (field, reason) = field_error(&with_target(r#"{"repository": "a", "tag": "-x"}"#));
+    assert_eq!(field, "target.tag");
+    assert!(reason.contains("is not a tag"), "{reason}");
+}
+
+#[test]
+fn digests_follow_the_oci_grammar() {
+    let sha512 = format!("sha512:{}", "0a".repeat(64));
+    let sha384 = format!("sha384:{}", "f".repeat(96));
+    for digest in [
+        SHA256,
+        &sha512,
+        &sha384,
+        "md5:abc",
+        "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
+        "sha3.256_x-y:AbC=_-",
+    ] {
+        assert_eq!(digest_problem(digest), None, "{digest}");
+    }
+    for digest in [
+        "sha256:abc",
+        "sha256:1",
+        &SHA256.to_uppercase(),
+        &format!("{SHA256}0"),
+        &SHA256.replace("sha256", "sha512"),
+        "SHA256:abc",
+        "sha256",
+        ":abc",
+        "md5:",
+        "md5:a/b",
+        "sha256:../../v2",
+        "a..b:c",
+        "-a:c",
+        "a:b:c",
+    ] {
+        assert!(digest_problem(digest).is_some(), "{digest}");
+    }
+    let (field, reason) = field_error(&with_target(r#"{"digest": "sha256:abc"}"#));
+    assert_eq!(field, "target.digest");
+    assert!(reason.contains("64 lowercase hex digits"), "{reason}");
+    let (field, _) = field_error(&with_target(&format!(
+        r#"{{"references": [{{"digest": "{SHA256}"}}, {{"digest": "nope"}}]}}"#
+    )));
+    assert_eq!(field, "target.references[1].digest");
+    // distribution 3.x's empty digest is an absent one.
+    checked(&with_target(
+        r#"{"digest": "", "references": [{"digest": ""}]}"#,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn sizes_and_ids_fit_the_pipeline() {
+    let max = i64::MAX;
+    checked(&with_target(&format!(r#"{{"size": {max}}}"#))).unwrap();
+    for target in [
+        format!(r#"{{"size": {}}}"#, u64::MAX),
+        format!(r#"{{"length": {}}}"#, i64::MAX as u64 + 1),
+        format!(r#"{{"references": [{{"size": {}}}]}}"#, u64::MAX),
+    ] {
+        let (field, reason) = field_error(&with_target(&target));
+        assert!(
+            field.ends_with("size") || field.ends_with("length"),
+            "{field}"
+        );
+        assert!(reason.contains("2^63 - 1"), "{reason}");
+    }
+    // Negative sizes never parse (they are schema errors, see above).
+    assert!(matches!(
+        checked(&with_target(r#"{"size": -1}"#)),
+        Err(Invalid::Schema(_))
+    ));
+
+    let id = "i".repeat(MAX_ID_BYTES);
+    checked(&format!(
+        r#"{{"id": "{id}", "action": "pull", "target": {{}}}}"#
+    ))
+    .unwrap();
+    let long = format!(r#"{{"id": "{id}x", "action": "pull", "target": {{}}}}"#);
+    assert_eq!(checked(&long), Err(Invalid::IdTooLong(256)));
+    assert!(
+        Invalid::IdTooLong(256).to_string().contains("255"),
+        "names the limit"
+    );
+    // Multi-byte characters count in bytes, as AMQP does.
+    let wide = format!(
+        r#"{{"id": "{}", "action": "pull", "target": {{}}}}"#,
+        "é".repeat(128)
+    );
+    assert_eq!(checked(&wide), Err(Invalid::IdTooLong(256)));
+}
+
+#[test]
+fn storable_json_has_no_nul_no_lone_surrogate_no_extreme_nesting_or_numbers() {
+    let unstorable = |raw: &str| match check_storable(raw.as_bytes()) {
+        Err(Invalid::Unstorable(reason)) => reason,
+        other => panic!("{raw}: expected unstorable, got {other:?}"),
+    };
+    for raw in [
+        r#"{"id": "a\u0000"}"#,
+        r#"{"x\u0000": 1}"#,
+        r#"{"x": ["\u0000"]}"#,
+        r#"{"x": "\\\u0000"}"#,
+        "{\"x\": \"\0\"}",
+    ] {
+        assert!(unstorable(raw).contains("U+0000"), "{raw}");
+    }
+    for raw in [
+        r#"{"x": "\udc00"}"#,
+        r#"{"x": "\ud800"}"#,
+        r#"{"x": "\ud800x"}"#,
+        r#"{"x": "\ud800\u0041"}"#,
+        r#"{"x": "\ud800\ud800"}"#,
+        r#"{"\uDFFF": 1}"#,
+    ] {
+        assert!(unstorable(raw).contains("surrogate"), "{raw}");
+    }
+    for raw in [
+        // Escaped backslashes followed by text are not escapes.
+        r#"{"x": "\\u0000 \\udc00"}"#,
+        // A proper pair is one character (U+1F600).
+        r#"{"x": "\ud83d\ude00 \uD83D\uDE00"}"#,
+        r#"{"x": "\u0001 \u00e9 \uffff"}"#,
+        // Brackets inside strings are text.
+        &format!(r#"{{"x": "{}"}}"#, "[".repeat(1000)),
+        r#"{"x": [1e400, -1E-400, 0.5, -0, 123456789012345678901234567890]}"#,
+    ] {
+        assert_eq!(check_storable(raw.as_bytes()), Ok(()), "{raw}");
+    }
+
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"id": "e", "x": {}{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    };
+    assert_eq!(check_storable(nested(MAX_DEPTH).as_bytes()), Ok(()));
+    assert!(unstorable(&nested(MAX_DEPTH + 1)).contains("deeper than 128"));
+    assert!(unstorable(&nested(100_000)).contains("deeper than 128"));
+
+    for number in ["1e200000", "1e-20000", "-1E+10001", &"9".repeat(1001)] {
+        assert!(
+            unstorable(&format!(r#"{{"x": {number}}}"#)).contains("numeric"),
+            "{number}"
+        );
+    }
+    assert_eq!(check_storable(br#"{"x": 1e10000}"#), Ok(()));
+
+    // In a whole event, the unknown field is what makes it unstorable.
+    let event = r#"{"id": "e", "action": "pull", "target": {}, "extra": "\u0000"}"#;
+    assert!(Event::parse_valid(event.as_bytes()).is_ok());
+    assert!(matches!(checked(event), Err(Invalid::Unstorable(_))));
+    // serde itself refuses lone surrogates in the fields it reads.
+    let message = schema_error(r#"{"id": "\udc00"}"#);
+    assert!(message.contains("surrogate"), "{message}");
+}
+
+#[test]
+fn reasons_stay_short_whatever_the_input() {
+    let huge = "x".repeat(500_000);
+    for json in [
+        format!(r#"{{"id": "e", "timestamp": "{huge}"}}"#),
+        format!(r#"{{"id": "e", "target": {{"size": "{huge}"}}}}"#),
+        format!(r#"{{"id": "e", "action": {{"{huge}": 1}}}}"#),
+        with_target(&format!(r#"{{"repository": "{huge}"}}"#)),
+        with_target(&format!(r#"{{"digest": "{huge}"}}"#)),
+        format!(r#"{{"id": "{huge}", "action": "pull", "target": {{}}}}"#),
+    ] {
+        let reason = checked(&json).unwrap_err().to_string();
+        assert!(reason.len() <= 1024, "{} bytes", reason.len());
+    }
+    // A cut parser message keeps where the problem is.
+    let message = schema_error(&format!(
+        r#"{{"id": "e", "timestamp": 1, "x": 1, "target": {{"size": "{huge}"}}}}"#
+    ));
+    assert!(message.contains("column"), "{message}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Names generated from distribution's own regular expressions pass the hand-written
+    /// checks. (`[-]*` is written `-*` here; `\w` is ASCII, as in Go's RE2.)
+    #[test]
+    fn grammar_examples_pass(
+        repository in "[a-z0-9]{1,5}((\\.|_|__|-{1,3})[a-z0-9]{1,5}){0,3}(/[a-z0-9]{1,5}((\\.|_|__|-{1,3})[a-z0-9]{1,5}){0,3}){0,4}",
+        tag in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+        hex in "[a-f0-9]{64}",
+        other in "[a-z0-9]{1,6}([.+_-][a-z0-9]{1,6}){0,2}:[a-zA-Z0-9=_-]{1,40}",
+    ) {
+        prop_assert_eq!(repository_problem(&repository), None);
+        prop_assert_eq!(tag_problem(&tag), None);
+        prop_assert_eq!(digest_problem(&format!("sha256:{hex}")), None);
+        prop_assume!(!["sha256", "sha384", "sha512"].iter().any(|a| other.starts_with(&format!("{a}:"))));
+        prop_assert_eq!(digest_problem(&other), None);
+    }
+
+    /// Any string outside the alphabet of a grammar fails it.
+    #[test]
+    fn foreign_characters_fail(prefix in "[a-z]{0,3}", bad in "[^a-z0-9._/-]", suffix in "[a-z]{0,3}") {
+        let name = format!("{prefix}{bad}{suffix}");
+        prop_assert!(repository_problem(&name).is_some(), "{:?}", name);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------
 
@@ -1163,8 +1502,15 @@ fn exercise(bytes: &[u8]) {
 }
 
 fn exercise_event(bytes: &[u8]) {
+    if let Err(invalid) = Event::parse_checked(bytes) {
+        // Reasons travel in an AMQP header and in log lines: always short.
+        let reason = invalid.to_string();
+        assert!(reason.len() <= 1024, "{} bytes: {reason}", reason.len());
+    }
+    let _ = check_storable(bytes);
     if let Ok(event) = Event::parse(bytes) {
         let _ = event.validate();
+        let _ = event.check_fields();
         let _ = event.kind();
         let _ = event.routing_key();
         // What parsed serialises and parses back to itself.
