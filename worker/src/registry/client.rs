@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
+mod listing;
+
 /// Why a registry document could not be had. Messages name the registry, repository and
 /// digest, never a credential or token.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -6,7 +6,8 @@
 //! - [`RegistryClient`] (`client`): one registry's HTTP client. Base URL from configuration
 //!   only, never from an event's `target.url`; Basic or token auth; TLS via rustls; bounded
 //!   time, concurrency and body size; every document verified against its digest and cached
-//!   by digest.
+//!   by digest. For `regstat sync` (`client/listing.rs`): the catalog and tag lists
+//!   (paginated) and `HEAD` checks of manifests.
 //! - [`manifest`]: pure parsing of Docker v2, Docker manifest lists, OCI manifests and
 //!   indexes, and schema1.
 //! - `auth`, `challenge`, `credentials`: the 401 dance, `WWW-Authenticate` parsing, and
