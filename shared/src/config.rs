@@ -50,6 +50,8 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     /// Registries the worker may call back, matched to events by host.
     pub registries: Vec<RegistrySettings>,
+    /// The event ledger's partitions, retention and dedupe window.
+    pub ledger: LedgerSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -205,6 +207,34 @@ pub struct RegistrySettings {
     pub insecure_skip_verify: bool,
 }
 
+/// How much time one partition of the ledger covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionInterval {
+    /// One partition per UTC calendar month: few partitions, for most installations.
+    Month,
+    /// One partition per UTC day: for millions of events a day, where a month is too much to
+    /// keep past the retention or to index as one table.
+    Day,
+}
+
+/// The event ledger's partitions, retention and dedupe window (docs/MODEL.md, "Ledger
+/// retention").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// Time covered by each partition the worker creates.
+    pub partition_interval: PartitionInterval,
+    /// Partitions kept ready after the current one, so that inserts never wait for one.
+    pub partitions_ahead: u32,
+    /// Days of ledger rows the worker keeps (whole partitions are dropped past it); 0 keeps
+    /// them forever.
+    pub retention_days: u32,
+    /// Days an event id is remembered at least (and never less than its ledger row), so a
+    /// redelivery within them is recognised.
+    pub dedupe_days: u32,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -338,6 +368,12 @@ impl Settings {
         }
         if self.callbacks.timeout_ms == 0 {
             return invalid("callbacks.timeout_ms", "must be above 0");
+        }
+        if !(1..=366).contains(&self.ledger.partitions_ahead) {
+            return invalid("ledger.partitions_ahead", "must be between 1 and 366");
+        }
+        if self.ledger.dedupe_days == 0 {
+            return invalid("ledger.dedupe_days", "must be above 0");
         }
         let mut names = std::collections::HashSet::new();
         for registry in &self.registries {

@@ -1,12 +1,23 @@
-//! The event ledger: `regstat.events`, one row per distinct event id.
+//! The event ledger: `regstat.events`, one row per distinct event id, and `regstat.event_ids`,
+//! where an id's uniqueness is decided.
+//!
+//! The ledger is range-partitioned by `received_at` (so its primary key is `(id, received_at)`
+//! and cannot make `id` unique); [`insert`] admits each id through `regstat.event_ids` first
+//! and writes ledger rows for the admitted ids only, in one statement. Partitions and
+//! retention are [`crate::retention`]'s.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
+/// SQLSTATE of the database's refusal to admit an unknown event id received before the dedupe
+/// horizon (its id may have been recorded and forgotten since): see [`insert`]. Not transient:
+/// the event is dead-lettered again rather than counted twice.
+pub const BEYOND_DEDUPE_HORIZON: &str = "RS001";
+
 /// One ledger row, decoded from a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerRow {
-    /// Event id (primary key).
+    /// Event id: unique in the ledger (decided by `regstat.event_ids`, see [`insert`]).
     pub id: String,
     /// Event timestamp, or `received_at` when absent.
     pub occurred_at: DateTime<Utc>,
@@ -48,32 +59,53 @@ pub struct LedgerRow {
     pub raw: String,
 }
 
-/// Inserts rows whose id is not in the ledger yet, in one statement, and returns the ids that
-/// were new. Ids already present (redeliveries, registry retries) are left untouched.
+/// Inserts rows whose id is not recorded yet, in one statement, and returns the ids that were
+/// new. Ids already recorded (redeliveries, registry retries) are left untouched; an id twice
+/// in `rows` is new once, with its first row.
+///
+/// The id is admitted by `regstat.event_ids` (`ON CONFLICT (id) DO NOTHING`), and only admitted
+/// ids get a ledger row, so the returned ids are exactly those whose effects must be applied in
+/// the same transaction. An event received before the dedupe horizon (its id may have been
+/// pruned) whose id is not known makes the statement fail with [`BEYOND_DEDUPE_HORIZON`]: see
+/// docs/MODEL.md, "Ledger retention".
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[LedgerRow],
 ) -> Result<Vec<String>, sqlx::Error> {
     // Column arrays for UNNEST: one round trip whatever the batch size.
     sqlx::query_scalar(
-        "INSERT INTO regstat.events (
-             id, occurred_at, action, media_type, digest, size, repository, tag,
-             from_repository, actor, request_id, request_addr, request_host, request_method,
-             request_useragent, source_addr, source_instance_id, received_at, correlation_id, raw)
-         SELECT id, occurred_at, action, media_type, digest, size, repository, tag,
-                from_repository, actor, request_id, request_addr, request_host, request_method,
-                request_useragent, source_addr, source_instance_id, received_at, correlation_id,
-                raw::jsonb
-         FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                     $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                     $17::text[], $18::timestamptz[], $19::text[], $20::text[])
-              AS t(id, occurred_at, action, media_type, digest, size, repository, tag,
-                   from_repository, actor, request_id, request_addr, request_host,
-                   request_method, request_useragent, source_addr, source_instance_id,
-                   received_at, correlation_id, raw)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING id",
+        "WITH batch AS (
+             -- The first row of each id, in the caller's order.
+             SELECT DISTINCT ON (id) *
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                         $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                         $16::text[], $17::text[], $18::timestamptz[], $19::text[], $20::text[])
+                  WITH ORDINALITY
+                  AS t(id, occurred_at, action, media_type, digest, size, repository, tag,
+                       from_repository, actor, request_id, request_addr, request_host,
+                       request_method, request_useragent, source_addr, source_instance_id,
+                       received_at, correlation_id, raw, position)
+             ORDER BY id, position
+         ), admitted AS (
+             INSERT INTO regstat.event_ids (id, received_at)
+             SELECT id, received_at FROM batch ORDER BY id
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id
+         ), stored AS (
+             INSERT INTO regstat.events (
+                 id, occurred_at, action, media_type, digest, size, repository, tag,
+                 from_repository, actor, request_id, request_addr, request_host,
+                 request_method, request_useragent, source_addr, source_instance_id,
+                 received_at, correlation_id, raw)
+             SELECT id, occurred_at, action, media_type, digest, size, repository, tag,
+                    from_repository, actor, request_id, request_addr, request_host,
+                    request_method, request_useragent, source_addr, source_instance_id,
+                    received_at, correlation_id, raw::jsonb
+             FROM batch JOIN admitted USING (id)
+             RETURNING id
+         )
+         SELECT id FROM stored",
     )
     .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
@@ -107,10 +139,24 @@ fn texts<'a>(
     rows.iter().map(field).collect()
 }
 
-/// Which of `ids` are already in the ledger.
+/// Which of `ids` are already recorded (in `regstat.event_ids`, which remembers an id at least
+/// as long as its ledger row).
 pub async fn recorded(pool: &sqlx::PgPool, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM regstat.events WHERE id = ANY($1)")
+    sqlx::query_scalar("SELECT id FROM regstat.event_ids WHERE id = ANY($1)")
         .bind(ids)
         .fetch_all(pool)
         .await
+}
+
+/// The number of ledger rows as the planner estimates it: the sum over partitions (a
+/// partitioned table's own `reltuples` is only set by a manual `ANALYZE`). Cheap on any size;
+/// 0 for partitions never vacuumed or analysed.
+pub async fn estimated_len<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'regstat.events'::regclass",
+    )
+    .fetch_one(db)
+    .await
 }
