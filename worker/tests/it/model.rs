@@ -122,7 +122,7 @@ async fn apply_in_batches(db: &TestDb, events: &[Value], batch: usize) {
 }
 
 /// Every state table, each row as JSON, in a stable order.
-async fn snapshot(db: &TestDb) -> Value {
+pub(crate) async fn snapshot(db: &TestDb) -> Value {
     let mut state = serde_json::Map::new();
     for table in [
         "blobs",

@@ -1,0 +1,142 @@
+//! A sender that posts like a distribution registry's notification endpoint (measured, see
+//! `shared/fixtures/README.md`): one event per POST, strictly in order, a new TCP connection
+//! for every POST, and the same body again after any failure (a non-2xx answer, a refused
+//! connection, no answer within the timeout) until it is accepted.
+//!
+//! Several lanes stand for several registries (or endpoints) sending at once; each lane is
+//! sequential.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// The bearer token the receiver under test accepts.
+pub const TOKEN: &str = "fault-suite-token";
+
+/// A registry's pause before re-sending (the fixtures' registry used 1 s; shorter here).
+const BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a POST may take before it counts as failed and is re-sent.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the receiver answered, counted over all lanes.
+#[derive(Default)]
+pub struct Stats {
+    /// POSTs made, re-sends included.
+    pub requests: AtomicU64,
+    /// 2xx answers: events the receiver took responsibility for.
+    pub accepted: AtomicU64,
+    /// 503 answers (broker unavailable).
+    pub unavailable: AtomicU64,
+    /// Connections refused or reset, and timeouts.
+    pub unreachable: AtomicU64,
+    /// Any other status, by status: each would be a bug (a registry retries 4xx forever).
+    pub other: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl Stats {
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn unavailable(&self) -> u64 {
+        self.unavailable.load(Ordering::SeqCst)
+    }
+
+    pub fn unreachable(&self) -> u64 {
+        self.unreachable.load(Ordering::SeqCst)
+    }
+
+    /// Statuses other than 2xx and 503, with counts.
+    pub fn other(&self) -> BTreeMap<u16, u64> {
+        self.other.lock().unwrap().clone()
+    }
+}
+
+/// Lanes sending a stream's bodies.
+pub struct Sending {
+    pub stats: Arc<Stats>,
+    lanes: Vec<JoinHandle<()>>,
+}
+
+impl Sending {
+    /// Starts `lanes` senders posting `bodies` to `url`: lane `k` sends bodies `k`, `k + lanes`,
+    /// ... in that order.
+    pub fn start(bodies: &[String], url: &str, lanes: usize) -> Self {
+        let stats = Arc::new(Stats::default());
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let lanes = (0..lanes)
+            .map(|lane| {
+                let mine: Vec<String> = bodies.iter().skip(lane).step_by(lanes).cloned().collect();
+                let (client, stats, url) = (client.clone(), stats.clone(), url.to_owned());
+                tokio::spawn(async move {
+                    for body in mine {
+                        deliver(&client, &url, body, &stats).await;
+                    }
+                })
+            })
+            .collect();
+        Self { stats, lanes }
+    }
+
+    /// Waits until every body is accepted.
+    pub async fn finish(mut self) -> Arc<Stats> {
+        for lane in std::mem::take(&mut self.lanes) {
+            lane.await.expect("a sender lane panicked");
+        }
+        self.stats.clone()
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            lane.abort();
+        }
+    }
+}
+
+/// Posts `body` until a 2xx answer.
+async fn deliver(client: &reqwest::Client, url: &str, body: String, stats: &Stats) {
+    loop {
+        stats.requests.fetch_add(1, Ordering::SeqCst);
+        let answer = client
+            .post(url)
+            .header(
+                "Content-Type",
+                "application/vnd.docker.distribution.events.v1+json",
+            )
+            .bearer_auth(TOKEN)
+            .body(body.clone())
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status().is_success() => {
+                stats.accepted.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            Ok(response) if response.status() == 503 => {
+                stats.unavailable.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                *stats.other.lock().unwrap().entry(status).or_default() += 1;
+            }
+            Err(_) => {
+                stats.unreachable.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        tokio::time::sleep(BACKOFF).await;
+    }
+}
