@@ -2,7 +2,7 @@
 //! (called back by digest at its configured URL), or from the event's references.
 
 use crate::handler::Reason;
-use crate::model::{Content, FetchStatus, Reference, Role};
+use crate::model::{Content, FetchStatus, Reference, Role, known_contents};
 use crate::registry::{FetchError, Fetched, ManifestKind, Platform, Resolved};
 use regstat_shared::event::{Action, Event, Kind};
 use sqlx::PgPool;
@@ -45,13 +45,19 @@ pub async fn content(
             from_event.unwrap_or_else(|| Content::empty(FetchStatus::NoRegistry)),
         ));
     };
-    if let Some(known) = known_content(pool, &registry.name, digest)
-        .await
-        .map_err(Failure::Database)?
-    {
+    let known = known_contents(
+        pool,
+        &registry.name,
+        repository,
+        std::slice::from_ref(digest),
+    )
+    .await
+    .map_err(Failure::Database)?
+    .remove(digest);
+    if let Some(known) = known {
         metrics::counter!("regstat_worker_manifest_content_total", "source" => "database")
             .increment(1);
-        return Ok(Some(known));
+        return Ok(Some(known.content));
     }
     match client.manifest(repository, digest).await {
         Ok(fetched) => {
@@ -147,89 +153,4 @@ pub fn from_fetched(fetched: &Fetched, platform: Option<Platform>) -> Content {
             .push(reference(Role::Subject, 0, subject, None));
     }
     content
-}
-
-/// Content of a manifest with this digest already fetched in this registry (any repository):
-/// content is immutable for a digest, so it is fetched at most once.
-async fn known_content(
-    pool: &PgPool,
-    registry: &str,
-    digest: &str,
-) -> Result<Option<Content>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Known {
-        repository: String,
-        config_digest: Option<String>,
-        os: Option<String>,
-        architecture: Option<String>,
-        variant: Option<String>,
-        artifact_type: Option<String>,
-        subject_digest: Option<String>,
-    }
-    let known: Option<Known> = sqlx::query_as(
-        "SELECT repository, config_digest, os, architecture, variant, artifact_type,
-                subject_digest
-         FROM regstat.manifests
-         WHERE registry = $1 AND digest = $2 AND fetch_status = 'fetched'
-         LIMIT 1",
-    )
-    .bind(registry)
-    .bind(digest)
-    .fetch_optional(pool)
-    .await?;
-    let Some(known) = known else {
-        return Ok(None);
-    };
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        role: String,
-        position: i32,
-        digest: String,
-        media_type: Option<String>,
-        size: Option<i64>,
-        os: Option<String>,
-        architecture: Option<String>,
-        variant: Option<String>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT role, position, digest, media_type, size, os, architecture, variant
-         FROM regstat.manifest_references
-         WHERE registry = $1 AND repository = $2 AND manifest_digest = $3
-         ORDER BY role, position",
-    )
-    .bind(registry)
-    .bind(&known.repository)
-    .bind(digest)
-    .fetch_all(pool)
-    .await?;
-    let mut content = Content::empty(FetchStatus::Fetched);
-    content.config_digest = known.config_digest;
-    content.os = known.os;
-    content.architecture = known.architecture;
-    content.variant = known.variant;
-    content.artifact_type = known.artifact_type;
-    content.subject_digest = known.subject_digest;
-    content.references = rows
-        .into_iter()
-        .filter_map(|r| {
-            let role = match r.role.as_str() {
-                "config" => Role::Config,
-                "layer" => Role::Layer,
-                "manifest" => Role::Manifest,
-                "subject" => Role::Subject,
-                _ => return None,
-            };
-            Some(Reference {
-                role,
-                position: r.position,
-                digest: r.digest,
-                media_type: r.media_type,
-                size: r.size,
-                os: r.os,
-                architecture: r.architecture,
-                variant: r.variant,
-            })
-        })
-        .collect();
-    Ok(Some(content))
 }

@@ -134,17 +134,34 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
 }
 
 async fn references(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = c
+    let rows: Vec<ReferenceRow<'_>> = c
         .manifests
         .iter()
         .filter_map(|(k, v)| v.content.as_ref().map(|content| (k, content)))
-        .flat_map(|(k, content)| content.references.iter().map(move |r| (k, r)))
+        .flat_map(|(k, content)| {
+            content
+                .references
+                .iter()
+                .map(move |r| (k.0.as_str(), k.1.as_str(), k.2.as_str(), r))
+        })
         .collect();
+    upsert_references(tx, &rows).await
+}
+
+/// A reference with its manifest's key: registry, repository, manifest digest.
+pub type ReferenceRow<'a> = (&'a str, &'a str, &'a str, &'a super::Reference);
+
+/// Records references; content is immutable, so a known value is kept (platforms fill in
+/// when a source that has them comes later).
+pub async fn upsert_references(
+    tx: &mut Tx<'_>,
+    rows: &[ReferenceRow<'_>],
+) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     let col = |f: fn(&super::Reference) -> Option<&str>| {
-        rows.iter().map(|(_, r)| f(r)).collect::<Vec<_>>()
+        rows.iter().map(|(.., r)| f(r)).collect::<Vec<_>>()
     };
     sqlx::query(
         "INSERT INTO regstat.manifest_references AS r (registry, repository, manifest_digest,
@@ -158,22 +175,22 @@ async fn references(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
              architecture = COALESCE(r.architecture, EXCLUDED.architecture),
              variant = COALESCE(r.variant, EXCLUDED.variant)",
     )
-    .bind(rows.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(k, _)| k.2.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
     .bind(
         rows.iter()
-            .map(|(_, r)| r.role.as_str())
+            .map(|(.., r)| r.role.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(rows.iter().map(|(_, r)| r.position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(.., r)| r.position).collect::<Vec<_>>())
     .bind(
         rows.iter()
-            .map(|(_, r)| r.digest.as_str())
+            .map(|(.., r)| r.digest.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(col(|r| r.media_type.as_deref()))
-    .bind(rows.iter().map(|(_, r)| r.size).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(.., r)| r.size).collect::<Vec<_>>())
     .bind(col(|r| r.os.as_deref()))
     .bind(col(|r| r.architecture.as_deref()))
     .bind(col(|r| r.variant.as_deref()))

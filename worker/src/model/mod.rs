@@ -9,10 +9,12 @@
 mod apply;
 mod changes;
 mod content;
+mod known;
 
-pub use apply::apply;
+pub use apply::{ReferenceRow, apply, upsert_references};
 pub use changes::{Changes, ClientKind, ModelEvent};
 pub use content::{Content, FetchStatus, Reference, Role};
+pub use known::{Known, known_contents};
 
 /// Media types of manifest lists / image indexes.
 pub const INDEX_MEDIA_TYPES: [&str; 2] = [

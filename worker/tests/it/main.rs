@@ -2,14 +2,20 @@
 //! distribution registry driven by skopeo).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod admin;
 mod callbacks;
+mod deploy;
 mod e2e;
 mod e2e_model;
+mod faults;
 mod helpers;
 mod ledger;
 mod model;
 mod pipeline;
 mod registry;
+mod reports;
+mod retention;
 mod retries;
 mod secrets;
 mod support;
+mod sync;
