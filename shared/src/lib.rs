@@ -6,6 +6,7 @@
 //! - [`telemetry`]: tracing subscriber setup (human or JSON).
 //! - [`topology`]: RabbitMQ exchanges, queues and bindings, declared by every process.
 //! - [`amqp`]: opening broker connections.
+//! - [`healthcheck`]: the binaries' `healthcheck` subcommand (container images have no curl).
 //! - [`metrics`]: the process-wide Prometheus recorder.
 //! - `testkit` (feature `testkit`): isolated databases, vhost-free queue prefixes and a
 //!   cuttable TCP proxy for the integration tests of the other crates.
@@ -13,6 +14,7 @@
 pub mod amqp;
 pub mod config;
 pub mod event;
+pub mod healthcheck;
 pub mod metrics;
 pub mod telemetry;
 pub mod topology;

@@ -197,3 +197,28 @@ async fn graceful_shutdown_loses_no_answered_event() {
         );
     }
 }
+
+/// `regstat-receiver healthcheck` (what container health checks run): 0 when the receiver on
+/// `receiver.listen` is ready, 1 with the reason otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_subcommand_probes_readiness() {
+    let app = TestApp::spawn(&[]).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let run = |listen: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_regstat-receiver"))
+            .arg("healthcheck")
+            .env("REGSTAT__RECEIVER__LISTEN", listen)
+            .output()
+            .unwrap()
+    };
+    let ready = run(format!("0.0.0.0:{port}"));
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    app.stop().await;
+    let down = run(format!("127.0.0.1:{port}"));
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("/readyz"));
+}

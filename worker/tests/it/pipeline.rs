@@ -240,3 +240,27 @@ async fn the_worker_reports_health_readiness_and_metrics() {
     }
     worker.stop().await;
 }
+
+/// `regstat-worker healthcheck`: 0 once the worker on `worker.listen` is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_subcommand_probes_readiness() {
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let worker = TestWorker::spawn(&settings(&db, &broker, &[]));
+    let listen = worker.address.trim_start_matches("http://").to_owned();
+    let probe = |listen: String| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_regstat-worker"))
+            .arg("healthcheck")
+            .env("REGSTAT__WORKER__LISTEN", listen)
+            .output()
+            .unwrap();
+        output.status.success()
+    };
+    eventually(DEADLINE, "the worker ready", || {
+        let listen = listen.clone();
+        async move { probe(listen).then_some(()) }
+    })
+    .await;
+    worker.stop().await;
+    assert!(!probe(listen));
+}

@@ -1,0 +1,53 @@
+//! `regstat-receiver healthcheck` and `regstat-worker healthcheck`: probe the running
+//! service's own endpoint from the same host, so container images need no curl or shell.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Longest wait for the whole probe.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which endpoint to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/readyz`: able to do its work.
+    Ready,
+    /// `/healthz`: the process serves HTTP.
+    Live,
+}
+
+/// GETs the endpoint of a service listening on `listen` (`0.0.0.0` and `[::]` are probed on
+/// loopback). `tls`: HTTPS, trusting whatever certificate loopback presents. Returns why it
+/// is not healthy.
+pub async fn probe(listen: &str, probe: Probe, tls: bool) -> Result<(), String> {
+    let address: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("healthcheck: listen address {listen:?}: {e}"))?;
+    let host = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let path = match probe {
+        Probe::Ready => "/readyz",
+        Probe::Live => "/healthz",
+    };
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{}{path}", SocketAddr::new(host, address.port()));
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .danger_accept_invalid_certs(tls)
+        .build()
+        .map_err(|e| format!("healthcheck: {e}"))?;
+    let response = client
+        .get(&url)
+        .header(reqwest::header::CONNECTION, "close")
+        .send()
+        .await
+        .map_err(|e| format!("healthcheck: {url}: {e}"))?;
+    if response.status() == reqwest::StatusCode::OK {
+        Ok(())
+    } else {
+        Err(format!("healthcheck: {url} answered {}", response.status()))
+    }
+}
