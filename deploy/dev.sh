@@ -133,8 +133,27 @@ compose_running() {
 }
 
 compose_up() {
-	note "starting $1 with docker compose (compose.yaml)"
-	docker compose up -d --wait "$1"
+	ensure_env_file
+	note "docker compose up -d --wait $*"
+	docker compose up -d --wait "$@"
+}
+
+# The compose stack takes its secrets from .env: create it from .env.example with random
+# values if it is missing, and read it (the URLs below use its credentials).
+ensure_env_file() {
+	if [[ ! -f .env ]]; then
+		note "creating .env with random secrets from .env.example"
+		local line
+		while IFS= read -r line; do
+			case $line in *=change-me*) line="${line%%=*}=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')" ;; esac
+			printf '%s\n' "$line"
+		done <.env.example >.env
+		chmod 600 .env
+	fi
+	set -a
+	# shellcheck source=/dev/null
+	. ./.env
+	set +a
 }
 
 debian_root() { [[ -f /etc/debian_version && $(id -u) -eq 0 ]]; }
@@ -267,6 +286,8 @@ ensure_database() {
 	fi
 	DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/regstat"
 	if compose_running postgres; then
+		ensure_env_file
+		DATABASE_URL="postgres://regstat:$POSTGRES_PASSWORD@$PG_HOST:$PG_PORT/regstat"
 		note "exists (the compose service creates it)"
 		return
 	fi
@@ -297,8 +318,12 @@ ensure_vhost() {
 	fi
 	local ctl=() out
 	if compose_running rabbitmq; then
-		ctl=(docker compose exec -T rabbitmq rabbitmqctl)
-	elif is_local "$AMQP_HOST" && have rabbitmqctl; then
+		ensure_env_file
+		AMQP_URL="amqp://$RABBITMQ_USER:$RABBITMQ_PASSWORD@$AMQP_HOST:$AMQP_PORT/%2f"
+		note "compose's RabbitMQ: default vhost /, user $RABBITMQ_USER from .env"
+		return
+	fi
+	if is_local "$AMQP_HOST" && have rabbitmqctl; then
 		ctl=(rabbitmqctl)
 	fi
 	if ((${#ctl[@]})) && "${ctl[@]}" -q list_vhosts >/dev/null 2>&1; then
