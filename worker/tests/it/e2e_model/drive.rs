@@ -29,7 +29,7 @@ pub(super) struct Pipeline {
     worker: TestWorker,
     receiver: TestReceiver,
     broker: TestBroker,
-    db: TestDb,
+    pub(super) db: TestDb,
 }
 
 impl Pipeline {

@@ -121,7 +121,54 @@ async fn scenario(variant: Variant) {
     check.mount();
     check.clients();
     check.callbacks();
+    images_report(&pipeline, &run).await;
     pipeline.assert_broker_empty().await;
     check.summary();
     pipeline.stop().await;
+}
+
+/// `regstat report images` against what the registry serves: one row per tag it lists, on
+/// the digest it serves, with the platforms of what was pushed.
+async fn images_report(pipeline: &Pipeline, run: &drive::Run) {
+    let mut connection = pipeline.db.pool.acquire().await.unwrap();
+    let rows = regstat_worker::reports::run(
+        &mut connection,
+        &regstat_worker::reports::Report::Images,
+        &regstat_worker::reports::Filters::default(),
+    )
+    .await
+    .unwrap();
+    let listed: Vec<(String, String)> = run
+        .tags
+        .iter()
+        .flat_map(|(r, tags)| tags.iter().map(move |t| (r.clone(), t.clone())))
+        .collect();
+    let reported: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap().to_owned(),
+                r["tag"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported, listed,
+        "report images against the registry's tag lists"
+    );
+    for row in &rows {
+        let (repository, tag) = (
+            row["repository"].as_str().unwrap(),
+            row["tag"].as_str().unwrap(),
+        );
+        assert_eq!(row["registry"], REGISTRY);
+        assert_eq!(row["digest"].as_str().unwrap(), run.served(repository, tag));
+        assert!(row["size"].as_u64().is_some_and(|s| s > 0), "{row}");
+        let expected = match repository {
+            "e2e/multi" => serde_json::json!(["linux/amd64", "linux/arm64/v8"]),
+            "e2e/docker" => serde_json::json!(["linux/arm64"]),
+            _ => serde_json::json!(["linux/amd64"]),
+        };
+        assert_eq!(row["platforms"], expected, "{repository}:{tag}");
+    }
 }
