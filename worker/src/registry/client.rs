@@ -1,8 +1,7 @@
 //! One registry's HTTP client: manifests and config blobs by digest, authenticated, verified,
 //! bounded and cached.
 
-use super::auth::{Authenticator, Authorization, origin};
-use super::challenge;
+use super::auth::{Authenticator, Authorization};
 use super::credentials::{self, Credentials};
 use super::digest::{self, Algorithm};
 use super::manifest::{
@@ -12,10 +11,9 @@ use super::manifest::{
 use anyhow::{Context, bail};
 use moka::future::Cache;
 use regstat_shared::config::{CallbackSettings, RegistrySettings};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
-use reqwest::{StatusCode, Url};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Url};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Semaphore;
 
 mod listing;
@@ -257,87 +255,19 @@ impl RegistryClient {
             })?;
         let what = format!("{} {}/{repository}@{digest}", endpoint.what(), self.name);
         let scope = format!("repository:{repository}:pull");
-        let mut authorization = self.auth.up_front(&scope);
-        let mut answered = false;
-        loop {
-            let started = Instant::now();
-            let mut request = self.http.get(url.clone());
-            if endpoint == Endpoint::Manifests {
-                request = request.header(ACCEPT, MANIFEST_ACCEPT);
-            }
-            if let Some(authorization) = &authorization {
-                request = authorization.apply(request);
-            }
-            let result = request.send().await;
-            let duration_ms = started.elapsed().as_millis() as u64;
-            let log = |status: u16| {
-                tracing::debug!(
-                    registry = %self.name,
-                    repository,
-                    digest,
-                    status,
-                    duration_ms,
-                    "registry request"
-                );
-            };
-            let response = match result {
-                Ok(response) => response,
-                Err(error) => {
-                    log(0);
-                    return Err(classify(error, &what));
-                }
-            };
-            let status = response.status();
-            log(status.as_u16());
-            match status {
-                StatusCode::OK => {
-                    let content_type = response
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let bytes = read_limited(response, self.max_bytes, &what).await?;
-                    verify(algorithm, endpoint, digest, &bytes, &what)?;
-                    return Ok(Body {
-                        content_type,
-                        bytes,
-                    });
-                }
-                StatusCode::UNAUTHORIZED if !answered => {
-                    // Only the registry's own origin may send us to a token server with its
-                    // credentials: a 401 from a redirect target is simply a refusal.
-                    if !same_origin(response.url(), &self.base) {
-                        return Err(FetchError::Denied(format!(
-                            "{what}: 401 from {} after a redirect",
-                            origin(response.url())
-                        )));
-                    }
-                    let challenge = challenge::parse(
-                        response
-                            .headers()
-                            .get_all(WWW_AUTHENTICATE)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok()),
-                    );
-                    authorization = Some(self.auth.answer(&self.http, challenge, &scope).await?);
-                    answered = true;
-                }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    return Err(FetchError::Denied(format!(
-                        "{what}: {status} with {}",
-                        self.describe_sent(authorization.as_ref())
-                    )));
-                }
-                StatusCode::NOT_FOUND => return Err(FetchError::Gone),
-                s if s == StatusCode::TOO_MANY_REQUESTS
-                    || s == StatusCode::REQUEST_TIMEOUT
-                    || s.is_server_error() =>
-                {
-                    return Err(FetchError::Transient(format!("{what}: {status}")));
-                }
-                _ => return Err(FetchError::Invalid(format!("{what}: unexpected {status}"))),
-            }
-        }
+        let accept = (endpoint == Endpoint::Manifests).then_some(MANIFEST_ACCEPT);
+        let response = self.send(Method::GET, url, accept, &scope, &what).await?;
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = read_limited(response, self.max_bytes, &what).await?;
+        verify(algorithm, endpoint, digest, &bytes, &what)?;
+        Ok(Body {
+            content_type,
+            bytes,
+        })
     }
 
     fn describe_sent(&self, authorization: Option<&Authorization>) -> String {

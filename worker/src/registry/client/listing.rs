@@ -196,9 +196,10 @@ impl RegistryClient {
     }
 
     /// One authenticated request (the caller holds a permit): a 2xx response, or why not
-    /// (404 is [`FetchError::Gone`]). Answers one 401 from the registry's own origin, as
-    /// manifest fetches do.
-    async fn send(
+    /// (404 is [`FetchError::Gone`]). Answers one 401 from the registry's own origin; a 401
+    /// from a redirect target is a refusal (credentials never leave the registry's origin
+    /// and its token realm).
+    pub(super) async fn send(
         &self,
         method: Method,
         url: Url,
