@@ -9,6 +9,9 @@ use std::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// How long a graceful stop may take before the test fails.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A database of its own, migrated, dropped when the test ends (also on failure).
 pub struct TestDb {
     /// Pool on the test database.
@@ -159,11 +162,13 @@ impl TestWorker {
         }
     }
 
-    /// Graceful stop: the batch in hand is finished and acked.
+    /// Graceful stop: the batch in hand is finished and acked. A worker that does not stop
+    /// within [`STOP_DEADLINE`] fails the test (rather than hanging the suite).
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.task
+        tokio::time::timeout(STOP_DEADLINE, self.task)
             .await
+            .expect("the worker did not stop within the deadline after shutdown was requested")
             .expect("worker task panicked")
             .expect("worker failed");
     }
@@ -200,8 +205,9 @@ impl TestReceiver {
 
     pub async fn stop(self) {
         self.handle.stop(true).await;
-        self.task
+        tokio::time::timeout(STOP_DEADLINE, self.task)
             .await
+            .expect("the receiver did not stop within the deadline")
             .expect("receiver task panicked")
             .expect("receiver failed");
     }
