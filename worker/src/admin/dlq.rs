@@ -31,6 +31,9 @@ use std::time::Duration;
 /// Longest wait for the broker to show returned messages as ready again.
 const RETURN_WAIT: Duration = Duration::from_secs(5);
 
+/// How long the dead queue's count must hold still before returned copies are looked for.
+const SETTLED_FOR: Duration = Duration::from_millis(500);
+
 /// Rounds of taking back returned copies of removed dead letters (see [`resettle`]).
 const RESETTLE_ROUNDS: usize = 5;
 
@@ -404,6 +407,7 @@ async fn resettle(
         return Ok(());
     }
     for _ in 0..RESETTLE_ROUNDS {
+        wait_until_settled(connection, &topology.dead_queue()).await?;
         let mut queue = DeadLetterQueue::open(connection, topology).await?;
         // Each removed letter matches at most one copy per round.
         let mut wanted = removed.clone();
@@ -431,6 +435,28 @@ async fn resettle(
             "the broker returned dead letters that were already removed; removed them again"
         );
         queue.close(acked).await?;
+    }
+    Ok(())
+}
+
+/// Waits until the queue's ready count has not changed for [`SETTLED_FOR`] (at most
+/// [`RETURN_WAIT`]): returned messages reappear asynchronously after a channel closes, and
+/// when every letter was removed there is no expected count to wait for.
+async fn wait_until_settled(connection: &Connection, queue: &str) -> Result<(), AdminError> {
+    let deadline = tokio::time::Instant::now() + RETURN_WAIT;
+    let mut last = None;
+    let mut since = tokio::time::Instant::now();
+    while tokio::time::Instant::now() < deadline {
+        let ready = super::inspect_queue(connection, queue)
+            .await?
+            .map(|(ready, _)| ready);
+        if ready != last {
+            last = ready;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= SETTLED_FOR {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
