@@ -1,0 +1,139 @@
+//! `regstat-bench`: measures regstat against the raw limits of its own components, in one run,
+//! on the local RabbitMQ and PostgreSQL, and writes `BENCHMARKS.md`.
+//!
+//! ```text
+//! cargo build --release --workspace --locked
+//! target/release/regstat-bench            # every scenario, about 8 minutes
+//! target/release/regstat-bench --quick    # a smoke run, about 2 minutes
+//! ```
+//!
+//! It starts the release `regstat-receiver` and `regstat-worker` binaries found beside itself,
+//! each stack under its own queue prefix and database, and removes them at the end.
+
+mod fake_registry;
+mod load;
+mod raw;
+mod report;
+mod scenarios;
+mod sender;
+mod stack;
+mod stats;
+mod workload;
+
+use clap::{Parser, ValueEnum};
+use scenarios::{Memory, Plan};
+use stack::Services;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Measures regstat's receiver and worker against the raw limits of RabbitMQ and PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Scenarios to run (comma-separated); all by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+    /// Repetitions of the serial and concurrent scenarios (figures are medians).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Shorter runs, for a smoke test of the command (figures are rough).
+    #[arg(long)]
+    quick: bool,
+    /// Target rate of the end-to-end and slow-registry loads, events/s.
+    #[arg(long, default_value_t = 8000.0)]
+    rate: f64,
+    /// Seconds of the end-to-end load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Where to write the report; `-` writes none.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: String,
+    /// RabbitMQ (the default vhost is used, under throw-away prefixes).
+    #[arg(long, env = "REGSTAT_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// PostgreSQL, as a user allowed to create databases.
+    #[arg(
+        long,
+        env = "REGSTAT_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Directory of the release binaries (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+/// The scenarios of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// 1 and 2: the receiver alone, serial and concurrent (with 5: its memory).
+    Receiver,
+    /// 3: the realistic mix through everything (with 5: memory).
+    EndToEnd,
+    /// 4: manifest callbacks answered slowly.
+    SlowRegistry,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let services = Services {
+        amqp_url: cli.amqp_url.clone(),
+        database_admin_url: cli.database_url.clone(),
+        bin_dir: match cli.bin_dir.clone() {
+            Some(dir) => dir,
+            None => stack::own_dir()?,
+        },
+    };
+    services.check().await?;
+    let plan = plan(&cli);
+    let wanted = |scenario| cli.only.is_empty() || cli.only.contains(&scenario);
+
+    let mut report = report::Report::new(&plan, &services).await;
+    let mut memory = Memory::default();
+    if wanted(Scenario::Receiver) {
+        eprintln!("scenarios 1-2: the receiver alone");
+        let (serial, raw_rate, concurrent) =
+            scenarios::receiver_only(&services, &plan, &mut memory).await?;
+        report.serial = Some(serial);
+        report.raw_pipelined_rate = Some(raw_rate);
+        report.concurrent = concurrent;
+    }
+    if wanted(Scenario::EndToEnd) {
+        eprintln!("scenario 3: end to end with 2 workers");
+        report.end_to_end = Some(scenarios::end_to_end(&services, &plan, &mut memory).await?);
+    }
+    if wanted(Scenario::SlowRegistry) {
+        eprintln!("scenario 4: slow registry");
+        report.slow_registry = Some(scenarios::slow_registry(&services, &plan).await?);
+    }
+    report.memory = memory;
+
+    let text = report.render();
+    println!("{text}");
+    if cli.output != "-" {
+        std::fs::write(&cli.output, report.markdown(&text))?;
+        eprintln!("wrote {}", cli.output);
+    }
+    Ok(())
+}
+
+/// The sizes and durations the options ask for.
+fn plan(cli: &Cli) -> Plan {
+    let quick = cli.quick;
+    Plan {
+        runs: if quick { 1 } else { cli.runs.max(1) },
+        serial_events: if quick { 1_000 } else { 5_000 },
+        concurrent_secs: if quick { 3 } else { 10 },
+        concurrency: vec![16, 64],
+        rate: cli.rate,
+        end_to_end_secs: if quick { 15 } else { cli.duration },
+        end_to_end_senders: 32,
+        repositories: 1_000,
+        tags_per_repository: 10,
+        raw_sql_events: if quick { 20_000 } else { 100_000 },
+        slow_secs: if quick { 10 } else { 30 },
+        slow_delay: Duration::from_millis(500),
+        callback_concurrency: if quick { vec![1, 16] } else { vec![1, 4, 16, 64] },
+    }
+}

@@ -1,0 +1,304 @@
+//! The figures as a table, checked against the targets of issue 6, and `BENCHMARKS.md`.
+
+use crate::scenarios::{Concurrent, EndToEnd, Memory, Plan, Serial, SlowRegistry};
+use crate::stack::Services;
+use std::fmt::Write as _;
+
+/// Everything one run measured.
+pub struct Report {
+    plan: Plan,
+    machine: Vec<(String, String)>,
+    /// Scenario 1.
+    pub serial: Option<Serial>,
+    /// Scenario 2's raw limit.
+    pub raw_pipelined_rate: Option<f64>,
+    /// Scenario 2.
+    pub concurrent: Vec<Concurrent>,
+    /// Scenario 3.
+    pub end_to_end: Option<EndToEnd>,
+    /// Scenario 4.
+    pub slow_registry: Option<SlowRegistry>,
+    /// Scenario 5.
+    pub memory: Memory,
+}
+
+impl Report {
+    /// An empty report for `plan`, with a description of this machine and its services.
+    pub async fn new(plan: &Plan, services: &Services) -> Self {
+        Self {
+            plan: plan.clone(),
+            machine: machine(services).await,
+            serial: None,
+            raw_pipelined_rate: None,
+            concurrent: Vec::new(),
+            end_to_end: None,
+            slow_registry: None,
+            memory: Memory::default(),
+        }
+    }
+
+    /// The figures and the targets, as a plain-text table (also valid Markdown).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut row = |figure: &str, value: String, target: String| {
+            let _ = writeln!(out, "| {figure} | {value} | {target} |");
+        };
+        row("figure", "measured".into(), "target".into());
+        row("---", "---".into(), "---".into());
+        if let Some(serial) = self.serial {
+            let ratio = serial.receiver.p50 / serial.raw.p50;
+            row(
+                "1 serial: receiver answer p50 / p99 / p99.9",
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    serial.receiver.p50, serial.receiver.p99, serial.receiver.p999
+                ),
+                verdict(serial.receiver.p99 <= 5.0, "p99 ≤ 5 ms"),
+            );
+            row(
+                "1 serial: raw confirm, 1 in flight, p50 / p99 / p99.9",
+                format!("{:.2} / {:.2} / {:.2} ms", serial.raw.p50, serial.raw.p99, serial.raw.p999),
+                "the limit".into(),
+            );
+            row(
+                "1 serial: receiver p50 ÷ raw p50",
+                format!("{ratio:.2}×"),
+                verdict(ratio <= 1.5, "≤ 1.5×"),
+            );
+        }
+        let raw = self.raw_pipelined_rate.unwrap_or(0.0);
+        for level in &self.concurrent {
+            let share = level.rate / raw.max(f64::EPSILON);
+            row(
+                &format!("2 concurrent: {} senders", level.senders),
+                format!(
+                    "{:.0} events/s ({:.0}% of raw; p50 {:.1} ms, p99 {:.1} ms; {} refused)",
+                    level.rate,
+                    share * 100.0,
+                    level.latency.p50,
+                    level.latency.p99,
+                    level.refused
+                ),
+                verdict(share >= 0.6 && level.rate >= 15_000.0, "≥ 60% of raw, ≥ 15,000/s"),
+            );
+        }
+        if self.raw_pipelined_rate.is_some() {
+            row(
+                "2 concurrent: raw pipelined confirmed publish",
+                format!("{raw:.0} messages/s"),
+                "the limit".into(),
+            );
+        }
+        if let Some(e2e) = &self.end_to_end {
+            row(
+                "3 end to end: accepted (target load)",
+                format!("{:.0} events/s ({:.0}/s asked)", e2e.accepted_rate, e2e.target_rate),
+                String::new(),
+            );
+            row(
+                "3 end to end: applied to Postgres, sustained",
+                format!(
+                    "{:.0} events/s ({:.0}% of raw SQL)",
+                    e2e.applied_rate,
+                    100.0 * e2e.applied_rate / e2e.raw_sql_rate.max(f64::EPSILON)
+                ),
+                verdict(e2e.applied_rate >= 8_000.0, "≥ 8,000/s"),
+            );
+            row(
+                "3 end to end: lag answer → applied p50 / p99",
+                format!("{:.3} / {:.3} s", e2e.lag_p50, e2e.lag_p99),
+                verdict(e2e.lag_p99 <= 2.0, "p99 ≤ 2 s"),
+            );
+            row(
+                "3 end to end: queue depth at end; drain after load",
+                format!("{} messages; {:.1} s", e2e.depth_at_end, e2e.drain_secs),
+                String::new(),
+            );
+            row(
+                "3 end to end: every event exactly once",
+                format!("{} ({})", if e2e.exactly_once { "yes" } else { "NO" }, e2e.check),
+                verdict(e2e.exactly_once, "yes"),
+            );
+            row(
+                "3 end to end: raw SQL writes, one process",
+                format!("{:.0} events/s", e2e.raw_sql_rate),
+                "the limit".into(),
+            );
+        }
+        if let Some(slow) = &self.slow_registry {
+            let delay = self.plan.slow_delay.as_millis();
+            if let Some(serial) = self.serial {
+                let ratio = slow.serial.p99 / serial.receiver.p99;
+                row(
+                    &format!("4 slow registry ({delay} ms): serial answer p50 / p99"),
+                    format!(
+                        "{:.2} / {:.2} ms ({:+.0}% vs 1)",
+                        slow.serial.p50,
+                        slow.serial.p99,
+                        (ratio - 1.0) * 100.0
+                    ),
+                    verdict(ratio <= 1.1, "p99 within 10% of 1"),
+                );
+            }
+            if let Some(e2e) = &self.end_to_end {
+                let ratio = slow.pull_path_rate / e2e.pull_path_rate.max(f64::EPSILON);
+                row(
+                    "4 slow registry: pull path applied; lag p99",
+                    format!(
+                        "{:.0} events/s ({:+.0}% vs 3's {:.0}); {:.3} s",
+                        slow.pull_path_rate,
+                        (ratio - 1.0) * 100.0,
+                        e2e.pull_path_rate,
+                        slow.pull_path_lag_p99
+                    ),
+                    verdict(ratio >= 0.9, "within 10% of 3"),
+                );
+            }
+            let rates: Vec<String> = slow
+                .manifest_rates
+                .iter()
+                .map(|(c, rate)| format!("{c}: {rate:.1}/s"))
+                .collect();
+            row(
+                "4 slow registry: manifests applied by callback concurrency",
+                rates.join(", "),
+                "grows with concurrency".into(),
+            );
+        }
+        let mib = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} MiB"));
+        if self.memory.receiver_concurrent.is_some() || self.memory.receiver_end_to_end.is_some() {
+            let peak = self
+                .memory
+                .receiver_concurrent
+                .into_iter()
+                .chain(self.memory.receiver_end_to_end)
+                .reduce(f64::max);
+            row(
+                "5 memory: receiver peak RSS (during 2 / 3)",
+                format!(
+                    "{} / {}",
+                    mib(self.memory.receiver_concurrent),
+                    mib(self.memory.receiver_end_to_end)
+                ),
+                verdict(peak.is_some_and(|p| p <= 50.0), "≤ 50 MiB"),
+            );
+        }
+        if let Some(worker) = self.memory.worker_end_to_end {
+            row(
+                "5 memory: worker peak RSS (during 3)",
+                mib(Some(worker)),
+                verdict(worker <= 100.0, "≤ 100 MiB"),
+            );
+        }
+        out
+    }
+
+    /// `BENCHMARKS.md`: the table, the machine, and how to reproduce.
+    pub fn markdown(&self, table: &str) -> String {
+        let plan = &self.plan;
+        let mut out = String::from("# Benchmarks\n\n");
+        out.push_str(
+            "Written by `regstat-bench` (`bench/`); do not edit by hand. Everything runs on one \
+             machine: the load generator, the receiver, RabbitMQ, the workers and PostgreSQL share \
+             its cores, so the ratios to the raw limits measured in the same run are the headline.\n\n",
+        );
+        out.push_str(table);
+        out.push_str("\n## Machine\n\n");
+        for (what, value) in &self.machine {
+            let _ = writeln!(out, "- {what}: {value}");
+        }
+        let _ = write!(
+            out,
+            "\n## What was run\n\n\
+             1. **serial**: {serial} events, one per POST, one at a time, a new TCP connection \
+             each (as distribution sends), cycling the six event shapes of the captured fixtures \
+             with fresh ids; raw limit: one confirmed persistent publish at a time to the same \
+             quorum queues. {runs} runs; medians of each percentile.\n\
+             2. **concurrent**: {levels:?} senders posting as fast as they are answered, \
+             {csecs} s per run, {runs} runs; raw limit: confirmed publishing on one channel with \
+             1,024 confirms in flight.\n\
+             3. **end to end**: the realistic mix (52% blob GETs, 22% manifest GETs, 8% manifest \
+             HEADs, 8% blob pushes, 4% new builds pushed, 4% mounts, 2% deletes) over {repos} \
+             repositories × {tags} tags, asked at {rate:.0} events/s for {esecs} s by \
+             {senders} connections; receiver + 2 workers; registry callbacks to a stand-in \
+             registry; applied rate counted after a warm-up of a fifth of the run (at most 10 s); \
+             lag = `stored_at - received_at` of the ledger rows. Raw limit: the worker's \
+             `handle_batch` called directly on {raw} events by one process.\n\
+             4. **slow registry**: manifests answered after {delay} ms: serial answers while 2 \
+             workers call back; the pull path under scenario 3's load for {ssecs} s; manifests \
+             applied per second with callback concurrency {conc:?} per worker.\n\
+             5. **memory**: peak RSS (`VmHWM`) of the receiver and workers.\n\n\
+             ## Reproduce\n\n\
+             ```sh\n\
+             deploy/dev.sh --services-only          # PostgreSQL and RabbitMQ, if not running\n\
+             cargo build --release --workspace --locked\n\
+             target/release/regstat-bench           # all scenarios, writes BENCHMARKS.md\n\
+             target/release/regstat-bench --help    # --only, --runs, --rate, --duration, --quick\n\
+             ```\n",
+            serial = plan.serial_events,
+            runs = plan.runs,
+            levels = plan.concurrency,
+            csecs = plan.concurrent_secs,
+            repos = plan.repositories,
+            tags = plan.tags_per_repository,
+            rate = plan.rate,
+            esecs = plan.end_to_end_secs,
+            senders = plan.end_to_end_senders,
+            raw = plan.raw_sql_events,
+            delay = plan.slow_delay.as_millis(),
+            ssecs = plan.slow_secs,
+            conc = plan.callback_concurrency,
+        );
+        out
+    }
+}
+
+fn verdict(met: bool, target: &str) -> String {
+    format!("{target}: {}", if met { "met" } else { "**missed**" })
+}
+
+/// CPU, cores, memory, kernel, and the versions of the services.
+async fn machine(services: &Services) -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map_or("unknown".to_owned(), |(_, model)| model.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".to_owned(), |k| k.trim().to_owned());
+    let postgres = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&services.database_admin_url)
+        .await
+    {
+        Ok(pool) => sqlx::query_scalar::<_, String>("SHOW server_version")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|_| "unknown".to_owned()),
+        Err(_) => "unknown".to_owned(),
+    };
+    let rabbitmq = std::process::Command::new("rabbitmqctl")
+        .args(["version"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    vec![
+        ("CPU".into(), format!("{cpu}, {cores} cores")),
+        ("memory".into(), memory),
+        ("kernel".into(), kernel),
+        ("PostgreSQL".into(), postgres),
+        ("RabbitMQ".into(), rabbitmq),
+        ("date".into(), chrono::Utc::now().format("%Y-%m-%d").to_string()),
+    ]
+}
