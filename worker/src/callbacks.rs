@@ -2,7 +2,7 @@
 //! (called back by digest at its configured URL), or from the event's references.
 
 use crate::handler::Reason;
-use crate::model::{Content, FetchStatus, Reference, Role, known_contents};
+use crate::model::{Content, FetchStatus, Known, Reference, Role, known_contents};
 use crate::registry::{FetchError, Fetched, ManifestKind, Platform, Resolved};
 use regstat_shared::event::{Action, Event, Kind};
 use sqlx::PgPool;
@@ -23,11 +23,43 @@ pub fn needs_content(event: &Event) -> bool {
     event.action == Some(Action::Push) && event.kind() == Kind::Manifest
 }
 
+/// What a registry callback would be for: the repository and digest of a pushed manifest,
+/// when the event is one and its registry is configured for callbacks.
+pub fn callback_target<'e>(
+    event: &'e Event,
+    registry: &Resolved<'_>,
+) -> Option<(&'e str, &'e str)> {
+    if !needs_content(event) || registry.client.is_none() {
+        return None;
+    }
+    let target = event.target.as_ref()?;
+    Some((target.repository.as_deref()?, target.digest.as_deref()?))
+}
+
 /// The content of the manifest a push event names. `None` for other events.
 pub async fn content(
     pool: &PgPool,
     event: &Event,
     registry: &Resolved<'_>,
+) -> Result<Option<Content>, Failure> {
+    let known = match callback_target(event, registry) {
+        Some((repository, digest)) => {
+            known_contents(pool, &registry.name, repository, &[digest.to_owned()])
+                .await
+                .map_err(Failure::Database)?
+                .remove(digest)
+        }
+        None => None,
+    };
+    content_knowing(event, registry, known).await
+}
+
+/// [`content`] when the database has already been asked for the manifest's known content
+/// (`known`, looked up for a whole batch at once with [`crate::model::known_contents_batch`]).
+pub async fn content_knowing(
+    event: &Event,
+    registry: &Resolved<'_>,
+    known: Option<Known>,
 ) -> Result<Option<Content>, Failure> {
     if !needs_content(event) {
         return Ok(None);
@@ -45,15 +77,6 @@ pub async fn content(
             from_event.unwrap_or_else(|| Content::empty(FetchStatus::NoRegistry)),
         ));
     };
-    let known = known_contents(
-        pool,
-        &registry.name,
-        repository,
-        std::slice::from_ref(digest),
-    )
-    .await
-    .map_err(Failure::Database)?
-    .remove(digest);
     if let Some(known) = known {
         metrics::counter!("regstat_worker_manifest_content_total", "source" => "database")
             .increment(1);

@@ -10,8 +10,8 @@
 use crate::callbacks::{self, Failure};
 use crate::db;
 use crate::ledger::{self, LedgerRow};
-use crate::model::{Changes, ClientKind, Content, ModelEvent};
-use crate::registry::Registries;
+use crate::model::{Changes, ClientKind, Content, Known, ModelEvent, Wanted};
+use crate::registry::{Registries, Resolved};
 use chrono::{DateTime, Utc};
 use regstat_shared::config::Settings;
 use regstat_shared::event::Event;
@@ -205,14 +205,42 @@ async fn learn_contents(
         .map_err(Unavailable)?
         .into_iter()
         .collect();
-    let lookups = pending
+    let needed: Vec<(&Pending, Resolved<'_>)> = pending
         .iter()
         .filter(|p| callbacks::needs_content(&p.event) && !recorded.contains(&p.row.id))
-        .map(|p| async move {
-            let registry = ctx.registries.resolve(p.event.request.host.as_deref());
+        .map(|p| (p, ctx.registries.resolve(p.event.request.host.as_deref())))
+        .collect();
+    // Content already in the database, for the whole batch in one statement.
+    let targets: Vec<(usize, Wanted<'_>)> = needed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (p, registry))| {
+            let (repository, digest) = callbacks::callback_target(&p.event, registry)?;
+            Some((
+                i,
+                Wanted {
+                    registry: registry.name.as_str(),
+                    repository,
+                    digest,
+                },
+            ))
+        })
+        .collect();
+    let wanted: Vec<Wanted<'_>> = targets.iter().map(|(_, w)| *w).collect();
+    let mut known: Vec<Option<Known>> = vec![None; needed.len()];
+    let found = crate::model::known_contents_batch(&ctx.pool, &wanted)
+        .await
+        .map_err(Unavailable)?;
+    for ((i, _), content) in targets.iter().zip(found) {
+        known[*i] = content;
+    }
+    let lookups = needed
+        .iter()
+        .zip(known)
+        .map(|((p, registry), known)| async move {
             (
                 p.position,
-                callbacks::content(&ctx.pool, &p.event, &registry).await,
+                callbacks::content_knowing(&p.event, registry, known).await,
             )
         });
     let results = futures_util::future::join_all(lookups).await;

@@ -14,7 +14,7 @@ mod known;
 pub use apply::{ReferenceRow, apply, upsert_references};
 pub use changes::{Changes, ClientKind, ModelEvent};
 pub use content::{Content, FetchStatus, Reference, Role};
-pub use known::{Known, known_contents};
+pub use known::{Known, Wanted, known_contents, known_contents_batch};
 
 /// Media types of manifest lists / image indexes.
 pub const INDEX_MEDIA_TYPES: [&str; 2] = [
