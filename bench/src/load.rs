@@ -1,7 +1,7 @@
 //! Driving the receiver: paced load of the realistic mix (scenarios 3 and 4), closed-loop load
 //! of the fixture shapes (scenario 2), and the sequential sender a registry is (scenarios 1, 4).
 
-use crate::sender::Sender;
+use crate::sender::{Connection, Sender};
 use crate::workload::{FixtureShapes, Kind, Workload, envelope};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,11 +41,11 @@ impl Sent {
 
 /// Posts `body` until it is answered 200, pausing briefly after a refusal as a registry's
 /// backoff does. Returns the latency of the accepted attempt and the number of refusals.
-async fn deliver(sender: &Sender, body: &[u8]) -> (Duration, u64) {
+async fn deliver(connection: &mut Connection, body: &[u8]) -> (Duration, u64) {
     let mut refused = 0;
     loop {
         let started = Instant::now();
-        match sender.post(body).await {
+        match connection.post(body).await {
             Ok(200) => return (started.elapsed(), refused),
             Ok(_) | Err(_) => {
                 refused += 1;
@@ -56,12 +56,17 @@ async fn deliver(sender: &Sender, body: &[u8]) -> (Duration, u64) {
 }
 
 /// One event after another, as a registry sends: `count` events from `next`.
-pub async fn sequential(sender: &Sender, count: usize, mut next: impl FnMut() -> (Kind, String)) -> Sent {
+pub async fn sequential(
+    sender: &Sender,
+    count: usize,
+    mut next: impl FnMut() -> (Kind, String),
+) -> Sent {
     let mut sent = Sent::default();
+    let mut connection = sender.connection(false);
     let started = Instant::now();
     for _ in 0..count {
         let (kind, event) = next();
-        let (answer, refused) = deliver(sender, &envelope(&event)).await;
+        let (answer, refused) = deliver(&mut connection, &envelope(&event)).await;
         sent.count(kind, answer, refused);
     }
     sent.elapsed = started.elapsed();
@@ -82,19 +87,24 @@ impl Sent {
 }
 
 /// `senders` connections posting fixture-shaped events as fast as they are answered, for
-/// `duration`.
-pub async fn closed_loop(sender: &Sender, senders: usize, duration: Duration) -> Sent {
+/// `duration` (a new TCP connection per request unless `keep_alive`).
+pub async fn closed_loop(
+    sender: &Sender,
+    senders: usize,
+    keep_alive: bool,
+    duration: Duration,
+) -> Sent {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..senders)
         .map(|_| {
-            let sender = sender.clone();
+            let mut connection = sender.connection(keep_alive);
             tokio::spawn(async move {
                 let mut shapes = FixtureShapes::default();
                 let mut sent = Sent::default();
                 while Instant::now() < deadline {
                     let body = envelope(&shapes.next_event());
-                    let (answer, refused) = deliver(&sender, &body).await;
+                    let (answer, refused) = deliver(&mut connection, &body).await;
                     sent.count(Kind::PullBlob, answer, refused);
                 }
                 sent
@@ -105,14 +115,15 @@ pub async fn closed_loop(sender: &Sender, senders: usize, duration: Duration) ->
 }
 
 /// The realistic mix at `rate` events/s for `duration`, over `senders` connections (each
-/// one request at a time, a new connection per request). If the receiver falls behind, the
-/// achieved rate shows it.
+/// one request at a time; a new TCP connection per request unless `keep_alive`). If the
+/// receiver falls behind, the achieved rate shows it.
 pub async fn paced(
     sender: &Sender,
     workload: Arc<Mutex<Workload>>,
     rate: f64,
     duration: Duration,
     senders: usize,
+    keep_alive: bool,
 ) -> Sent {
     let (queue, events) = mpsc::channel::<(Kind, Vec<u8>)>(senders * 4);
     let events = Arc::new(tokio::sync::Mutex::new(events));
@@ -128,7 +139,8 @@ pub async fn paced(
                 return;
             }
             let due = (elapsed.as_secs_f64() * rate) as u64;
-            while due_so_far < due {
+            // Behind schedule (the senders are saturated), the deadline still ends the run.
+            while due_so_far < due && started.elapsed() < duration {
                 let Some((kind, event)) = workload.lock().ok().map(|mut w| w.next_event()) else {
                     return;
                 };
@@ -141,7 +153,7 @@ pub async fn paced(
     });
     let tasks: Vec<_> = (0..senders)
         .map(|_| {
-            let sender = sender.clone();
+            let mut connection = sender.connection(keep_alive);
             let events = events.clone();
             tokio::spawn(async move {
                 let mut sent = Sent::default();
@@ -150,7 +162,7 @@ pub async fn paced(
                     let Some((kind, body)) = next else {
                         return sent;
                     };
-                    let (answer, refused) = deliver(&sender, &body).await;
+                    let (answer, refused) = deliver(&mut connection, &body).await;
                     sent.count(kind, answer, refused);
                 }
             })
@@ -166,7 +178,7 @@ pub async fn burst(sender: &Sender, events: Vec<(Kind, String)>, senders: usize)
     let events = Arc::new(Mutex::new(events));
     let tasks: Vec<_> = (0..senders)
         .map(|_| {
-            let sender = sender.clone();
+            let mut connection = sender.connection(false);
             let events = events.clone();
             tokio::spawn(async move {
                 let mut sent = Sent::default();
@@ -175,7 +187,7 @@ pub async fn burst(sender: &Sender, events: Vec<(Kind, String)>, senders: usize)
                     let Some((kind, event)) = next else {
                         return sent;
                     };
-                    let (answer, refused) = deliver(&sender, &envelope(&event)).await;
+                    let (answer, refused) = deliver(&mut connection, &envelope(&event)).await;
                     sent.count(kind, answer, refused);
                 }
             })

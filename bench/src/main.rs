@@ -45,11 +45,20 @@ struct Cli {
     /// Seconds of the end-to-end load.
     #[arg(long, default_value_t = 60)]
     duration: u64,
+    /// Make the end-to-end and slow-registry loads open a new connection per request, as a
+    /// single registry does (by default their 32 senders keep connections open, so that the
+    /// pipeline is measured rather than TCP handshakes; scenario 2 measures both).
+    #[arg(long)]
+    new_connections: bool,
     /// Where to write the report; `-` writes none.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: String,
     /// RabbitMQ (the default vhost is used, under throw-away prefixes).
-    #[arg(long, env = "REGSTAT_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "REGSTAT_BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     amqp_url: String,
     /// PostgreSQL, as a user allowed to create databases.
     #[arg(
@@ -58,6 +67,10 @@ struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     database_url: String,
+    /// Log every statement of the stacks' databases with its duration in the PostgreSQL server
+    /// log (to profile the SQL; slows everything down).
+    #[arg(long)]
+    log_statements: bool,
     /// Directory of the release binaries (default: beside this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -84,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             Some(dir) => dir,
             None => stack::own_dir()?,
         },
+        log_statements: cli.log_statements,
     };
     services.check().await?;
     let plan = plan(&cli);
@@ -129,11 +143,16 @@ fn plan(cli: &Cli) -> Plan {
         rate: cli.rate,
         end_to_end_secs: if quick { 15 } else { cli.duration },
         end_to_end_senders: 32,
+        keep_alive: !cli.new_connections,
         repositories: 1_000,
         tags_per_repository: 10,
         raw_sql_events: if quick { 20_000 } else { 100_000 },
         slow_secs: if quick { 10 } else { 30 },
         slow_delay: Duration::from_millis(500),
-        callback_concurrency: if quick { vec![1, 16] } else { vec![1, 4, 16, 64] },
+        callback_concurrency: if quick {
+            vec![1, 16]
+        } else {
+            vec![1, 4, 16, 64]
+        },
     }
 }

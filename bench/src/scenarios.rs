@@ -3,7 +3,7 @@
 use crate::fake_registry::FakeRegistry;
 use crate::load::{self, Sent};
 use crate::raw;
-use crate::sender::Sender;
+use crate::sender::{self, Sender};
 use crate::stack::{Services, Stack, TOKEN};
 use crate::stats::{Latency, median};
 use crate::workload::{FixtureShapes, Kind, REGISTRY_HOST, Workload};
@@ -22,7 +22,8 @@ pub struct Plan {
     pub serial_events: usize,
     /// Seconds per concurrency level (and per raw pipelined run).
     pub concurrent_secs: u64,
-    /// Concurrent sender counts.
+    /// Concurrent sender counts, each with a new connection per request and with kept
+    /// connections.
     pub concurrency: Vec<usize>,
     /// Target rate of the end-to-end run, events/s.
     pub rate: f64,
@@ -30,6 +31,8 @@ pub struct Plan {
     pub end_to_end_secs: u64,
     /// Connections the end-to-end load uses.
     pub end_to_end_senders: usize,
+    /// Whether the end-to-end load keeps its connections open.
+    pub keep_alive: bool,
     /// Repositories and tags per repository of the simulated registry.
     pub repositories: usize,
     /// Tags per repository.
@@ -51,6 +54,8 @@ pub struct Serial {
     pub receiver: Latency,
     /// One confirmed publish at a time, no HTTP.
     pub raw: Latency,
+    /// The HTTP floor: `GET /healthz` of the receiver, a new connection each, one at a time.
+    pub http: Latency,
 }
 
 /// Scenario 2, one concurrency level.
@@ -58,6 +63,8 @@ pub struct Serial {
 pub struct Concurrent {
     /// Senders.
     pub senders: usize,
+    /// Whether they kept their connections open.
+    pub keep_alive: bool,
     /// Events accepted per second (median over runs).
     pub rate: f64,
     /// Answer latency at that load.
@@ -95,6 +102,8 @@ pub struct EndToEnd {
     pub check: String,
     /// The raw limit: the same SQL writes by one process, events/s.
     pub raw_sql_rate: f64,
+    /// Requests the stand-in registry answered (manifest and config callbacks).
+    pub callbacks: u64,
 }
 
 /// Scenario 4.
@@ -132,6 +141,7 @@ pub async fn receiver_only(
         let sender = Sender::new(stack.start_receiver().await?, TOKEN);
         let mut receiver_runs = Vec::new();
         let mut raw_runs = Vec::new();
+        let mut http_runs = Vec::new();
         for run in 1..=plan.runs {
             let mut shapes = FixtureShapes::default();
             let mut sent = load::sequential(&sender, plan.serial_events, || {
@@ -141,36 +151,57 @@ pub async fn receiver_only(
             stack.purge().await?;
             let mut raw = raw::serial_publish(&stack, plan.serial_events).await?;
             stack.purge().await?;
+            let mut http = Vec::with_capacity(plan.serial_events);
+            for _ in 0..plan.serial_events {
+                let started = Instant::now();
+                if sender::get(sender.addr(), "/healthz").await? != 200 {
+                    bail!("the receiver's /healthz did not answer 200");
+                }
+                http.push(started.elapsed());
+            }
             let (receiver, raw) = (Latency::of(&mut sent.answers), Latency::of(&mut raw));
+            let http = Latency::of(&mut http);
             eprintln!(
-                "  serial run {run}: receiver p50 {:.3} p99 {:.3} ms; raw p50 {:.3} p99 {:.3} ms",
-                receiver.p50, receiver.p99, raw.p50, raw.p99
+                "  serial run {run}: receiver p50 {:.3} p99 {:.3} ms; raw p50 {:.3} p99 {:.3} ms; \
+                 http p50 {:.3} p99 {:.3} ms",
+                receiver.p50, receiver.p99, raw.p50, raw.p99, http.p50, http.p99
             );
             receiver_runs.push(receiver);
             raw_runs.push(raw);
+            http_runs.push(http);
         }
         let serial = Serial {
             receiver: Latency::median(&receiver_runs),
             raw: Latency::median(&raw_runs),
+            http: Latency::median(&http_runs),
         };
 
         let duration = Duration::from_secs(plan.concurrent_secs);
         let mut raw_rates = Vec::new();
         let mut levels = Vec::new();
-        for &senders in &plan.concurrency {
+        let modes = [false, true];
+        for (keep_alive, &senders) in modes
+            .iter()
+            .flat_map(|mode| plan.concurrency.iter().map(move |s| (*mode, s)))
+        {
             let mut rates = Vec::new();
             let mut latencies = Vec::new();
             let mut refused = 0;
             for run in 1..=plan.runs {
-                let mut sent = load::closed_loop(&sender, senders, duration).await;
+                let mut sent = load::closed_loop(&sender, senders, keep_alive, duration).await;
                 stack.purge().await?;
                 refused += sent.retried;
-                eprintln!("  concurrent {senders} run {run}: {:.0} events/s", sent.rate());
+                eprintln!(
+                    "  concurrent {senders}{} run {run}: {:.0} events/s",
+                    if keep_alive { " kept connections" } else { "" },
+                    sent.rate()
+                );
                 rates.push(sent.rate());
                 latencies.push(Latency::of(&mut sent.answers));
             }
             levels.push(Concurrent {
                 senders,
+                keep_alive,
                 rate: median(rates),
                 latency: Latency::median(&latencies),
                 refused,
@@ -196,7 +227,12 @@ pub async fn end_to_end(
     plan: &Plan,
     memory: &mut Memory,
 ) -> anyhow::Result<EndToEnd> {
-    let workload = Workload::new(REGISTRY_HOST, plan.repositories, plan.tags_per_repository, 1);
+    let workload = Workload::new(
+        REGISTRY_HOST,
+        plan.repositories,
+        plan.tags_per_repository,
+        1,
+    );
     let registry = FakeRegistry::start(workload.documents())?;
     let workload = Arc::new(Mutex::new(workload));
     let result = async {
@@ -233,6 +269,7 @@ pub async fn end_to_end(
                 exactly_once: check.is_ok(),
                 check: check.unwrap_or_else(|e| e),
                 raw_sql_rate,
+                callbacks: registry.requests(),
             })
         }
         .await;
@@ -246,7 +283,12 @@ pub async fn end_to_end(
 
 /// Scenario 4: manifest callbacks answered after `plan.slow_delay`.
 pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<SlowRegistry> {
-    let workload = Workload::new(REGISTRY_HOST, plan.repositories, plan.tags_per_repository, 2);
+    let workload = Workload::new(
+        REGISTRY_HOST,
+        plan.repositories,
+        plan.tags_per_repository,
+        2,
+    );
     let registry = FakeRegistry::start(workload.documents())?;
     registry.set_manifest_delay(plan.slow_delay);
     let workload = Arc::new(Mutex::new(workload));
@@ -257,7 +299,10 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
             let sender = Sender::new(stack.start_receiver().await?, TOKEN);
             stack.start_workers(2, 8).await?;
             let mut serial = load::sequential(&sender, plan.serial_events, || {
-                workload.lock().map(|mut w| w.next_event()).unwrap_or((Kind::PullBlob, String::new()))
+                workload
+                    .lock()
+                    .map(|mut w| w.next_event())
+                    .unwrap_or((Kind::PullBlob, String::new()))
             })
             .await;
             figures.serial = Latency::of(&mut serial.answers);
@@ -267,8 +312,11 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
             );
             let load = Load::run(&stack, &sender, &workload, plan, plan.slow_secs).await?;
             let pull_path_events = load.sent.accepted - load.sent.manifest_pushes;
-            load.wait_pull_path(&stack.pool, pull_path_events + serial.accepted - serial.manifest_pushes)
-                .await?;
+            load.wait_pull_path(
+                &stack.pool,
+                pull_path_events + serial.accepted - serial.manifest_pushes,
+            )
+            .await?;
             figures.pull_path_rate = load.applied_rate(&stack.pool, true).await?;
             figures.pull_path_lag_p99 = lag(&stack.pool, load.started_at, true).await?.1;
             Ok::<_, anyhow::Error>(())
@@ -331,7 +379,15 @@ impl Load {
     ) -> anyhow::Result<Self> {
         let started_at = Utc::now();
         let duration = Duration::from_secs(secs);
-        let sent = load::paced(sender, workload.clone(), plan.rate, duration, plan.end_to_end_senders).await;
+        let sent = load::paced(
+            sender,
+            workload.clone(),
+            plan.rate,
+            duration,
+            plan.end_to_end_senders,
+            plan.keep_alive,
+        )
+        .await;
         let ended_at = Utc::now();
         let ended = Instant::now();
         let depth_at_end = stack.queue_depth().await?;

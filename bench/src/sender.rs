@@ -27,13 +27,56 @@ impl Sender {
         Self { addr, head }
     }
 
-    /// Posts `body` on a new connection; the answer's status code.
-    pub async fn post(&self, body: &[u8]) -> io::Result<u16> {
+    /// Where it posts.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The request that posts `body`.
+    fn request(&self, body: &[u8]) -> Vec<u8> {
         let mut request = Vec::with_capacity(self.head.len() + 32 + body.len());
         request.extend_from_slice(self.head.as_bytes());
         request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         request.extend_from_slice(body);
-        exchange(self.addr, &request).await
+        request
+    }
+
+    /// A connection that posts one request at a time: on a new TCP connection each (as a
+    /// registry does) or, with `keep_alive`, on one kept open (as a pooling client does).
+    pub fn connection(&self, keep_alive: bool) -> Connection {
+        Connection {
+            sender: self.clone(),
+            keep_alive,
+            stream: None,
+        }
+    }
+}
+
+/// One sender's link to the receiver.
+#[derive(Debug)]
+pub struct Connection {
+    sender: Sender,
+    keep_alive: bool,
+    stream: Option<TcpStream>,
+}
+
+impl Connection {
+    /// Posts `body`; the answer's status code.
+    pub async fn post(&mut self, body: &[u8]) -> io::Result<u16> {
+        let request = self.sender.request(body);
+        if let Some(mut stream) = self.stream.take() {
+            // A kept connection the server has closed meanwhile fails: open a new one.
+            if let Ok(status) = exchange_on(&mut stream, &request).await {
+                self.stream = Some(stream);
+                return Ok(status);
+            }
+        }
+        let mut stream = connect(self.sender.addr).await?;
+        let status = exchange_on(&mut stream, &request).await?;
+        if self.keep_alive {
+            self.stream = Some(stream);
+        }
+        Ok(status)
     }
 }
 
@@ -43,18 +86,30 @@ pub async fn get(addr: SocketAddr, path: &str) -> io::Result<u16> {
     exchange(addr, request.as_bytes()).await
 }
 
-/// Writes `request` on a new connection and reads one whole response (status line, headers,
-/// `Content-Length` bytes of body).
+/// Writes `request` on a new connection and reads the answer.
 async fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<u16> {
-    let mut stream = TcpStream::connect(addr).await?;
+    exchange_on(&mut connect(addr).await?, request).await
+}
+
+async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Writes `request` and reads one whole response (status line, headers, `Content-Length`
+/// bytes of body).
+async fn exchange_on(stream: &mut TcpStream, request: &[u8]) -> io::Result<u16> {
     stream.write_all(request).await?;
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
         let read = stream.read(&mut chunk).await?;
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-answer"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-answer",
+            ));
         }
         buffer.extend_from_slice(&chunk[..read]);
         if let Some((status, complete)) = parse_response(&buffer)? {
@@ -96,7 +151,10 @@ mod tests {
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n";
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n").unwrap(), None);
         assert_eq!(parse_response(head).unwrap(), Some((200, false)));
-        assert_eq!(parse_response(&[&head[..], b"{}{}"].concat()).unwrap(), Some((200, true)));
+        assert_eq!(
+            parse_response(&[&head[..], b"{}{}"].concat()).unwrap(),
+            Some((200, true))
+        );
         assert_eq!(
             parse_response(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").unwrap(),
             Some((503, true))

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 use regstat_shared::topology::Topology;
-use sqlx::{AssertSqlSafe, PgPool};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -28,6 +28,8 @@ pub struct Services {
     pub database_admin_url: String,
     /// Directory holding `regstat-receiver` and `regstat-worker`.
     pub bin_dir: PathBuf,
+    /// Log every statement with its duration in the PostgreSQL server log.
+    pub log_statements: bool,
 }
 
 impl Services {
@@ -108,6 +110,14 @@ impl Stack {
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {database}")))
             .execute(&admin)
             .await?;
+        if services.log_statements {
+            // Every statement and its duration in the server log, for profiling.
+            sqlx::query(AssertSqlSafe(format!(
+                "ALTER DATABASE {database} SET log_min_duration_statement = 0"
+            )))
+            .execute(&admin)
+            .await?;
+        }
         admin.close().await;
         let database_url = database_url(&services.database_admin_url, &database)?;
         let pool = PgPoolOptions::new()
@@ -160,9 +170,15 @@ impl Stack {
         Ok(regstat_shared::config::Settings::load_with_env(
             Some(&self.config_file),
             [
-                ("REGSTAT__AMQP__URL".to_owned(), self.services.amqp_url.clone()),
+                (
+                    "REGSTAT__AMQP__URL".to_owned(),
+                    self.services.amqp_url.clone(),
+                ),
                 ("REGSTAT__AMQP__PREFIX".to_owned(), self.prefix.clone()),
-                ("REGSTAT__DATABASE__URL".to_owned(), self.database_url.clone()),
+                (
+                    "REGSTAT__DATABASE__URL".to_owned(),
+                    self.database_url.clone(),
+                ),
             ],
         )?)
     }
@@ -266,8 +282,8 @@ impl Stack {
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.database
         )))
-            .execute(&admin)
-            .await?;
+        .execute(&admin)
+        .await?;
         let _ = std::fs::remove_file(&self.config_file);
         Ok(())
     }
@@ -360,7 +376,9 @@ fn database_url(admin_url: &str, database: &str) -> anyhow::Result<String> {
 /// The directory of the running benchmark binary (the other release binaries are beside it).
 pub fn own_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    Ok(exe.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf))
+    Ok(exe
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf))
 }
 
 #[cfg(test)]

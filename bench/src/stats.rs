@@ -64,7 +64,10 @@ mod tests {
     fn percentiles_use_the_nearest_rank() {
         let mut samples: Vec<Duration> = (1..=1000).map(Duration::from_millis).collect();
         let latency = Latency::of(&mut samples);
-        assert_eq!((latency.p50, latency.p99, latency.p999), (500.0, 990.0, 999.0));
+        assert_eq!(
+            (latency.p50, latency.p99, latency.p999),
+            (500.0, 990.0, 999.0)
+        );
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0]), 2.5);
     }

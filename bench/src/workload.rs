@@ -127,13 +127,6 @@ pub enum Kind {
     Delete,
 }
 
-impl Kind {
-    /// Whether the worker handles it on the manifest (callback) path.
-    pub fn is_manifest_push(self) -> bool {
-        self == Kind::PushManifest
-    }
-}
-
 /// A seeded registry and the events that happen in it.
 #[derive(Debug)]
 pub struct Workload {
@@ -155,7 +148,9 @@ impl Workload {
             documents: Documents::default(),
             builds: 0,
         };
-        let teams = ["platform", "payments", "search", "data", "web", "ml", "infra", "mobile"];
+        let teams = [
+            "platform", "payments", "search", "data", "web", "ml", "infra", "mobile",
+        ];
         for r in 0..repositories {
             let name = format!("{}/service-{r:04}", teams[r % teams.len()]);
             let tags = (0..tags_per_repository)
@@ -182,11 +177,6 @@ impl Workload {
         self.documents.clone()
     }
 
-    /// Tags in the registry.
-    pub fn tag_count(&self) -> usize {
-        self.repositories.iter().map(|r| r.tags.len()).sum()
-    }
-
     /// A new image: a shared base layer, a fresh application layer, a config naming its
     /// platform, and the manifest referencing them, all registered as documents.
     fn build(&mut self) -> Image {
@@ -201,7 +191,11 @@ impl Workload {
             digest: fake_digest(&format!("app-{}-{}", self.builds, self.rng.u64(..))),
             size: 1_000_000 + u64::from(self.rng.u32(..5_000_000)),
         };
-        let architecture = if self.rng.u8(..10) < 7 { "amd64" } else { "arm64" };
+        let architecture = if self.rng.u8(..10) < 7 {
+            "amd64"
+        } else {
+            "arm64"
+        };
         let config = json!({
             "architecture": architecture,
             "os": "linux",
@@ -216,7 +210,10 @@ impl Workload {
             "config": descriptor_json(&config),
             "layers": layers.iter().map(descriptor_json).collect::<Vec<_>>(),
         });
-        let manifest = self.register(OCI_MANIFEST, serde_json::to_vec(&manifest).unwrap_or_default());
+        let manifest = self.register(
+            OCI_MANIFEST,
+            serde_json::to_vec(&manifest).unwrap_or_default(),
+        );
         Image {
             manifest,
             config,
@@ -285,7 +282,11 @@ impl Workload {
                 self.blob_event("mount", "POST", r, &layer, Some(&from))
             }
             Kind::PullManifest | Kind::HeadManifest => {
-                let method = if kind == Kind::PullManifest { "GET" } else { "HEAD" };
+                let method = if kind == Kind::PullManifest {
+                    "GET"
+                } else {
+                    "HEAD"
+                };
                 self.manifest_event("pull", method, r, t, false)
             }
             Kind::PushManifest => {
@@ -296,9 +297,10 @@ impl Workload {
             }
             Kind::Delete => {
                 let repository = &mut self.repositories[r];
-                let digest = repository.superseded.pop().unwrap_or_else(|| {
-                    fake_digest(&format!("gone-{}", uuid::Uuid::new_v4()))
-                });
+                let digest = repository
+                    .superseded
+                    .pop()
+                    .unwrap_or_else(|| fake_digest(&format!("gone-{}", uuid::Uuid::new_v4())));
                 json!({
                     "target": {"digest": digest, "repository": repository.name},
                     "action": "delete",
@@ -332,7 +334,14 @@ impl Workload {
         json!({"action": action, "target": target, "request": self.request(method)})
     }
 
-    fn manifest_event(&mut self, action: &str, method: &str, r: usize, t: usize, references: bool) -> Value {
+    fn manifest_event(
+        &mut self,
+        action: &str,
+        method: &str,
+        r: usize,
+        t: usize,
+        references: bool,
+    ) -> Value {
         let repository = &self.repositories[r];
         let (tag, image) = &repository.tags[t];
         let manifest = &image.manifest;
@@ -357,7 +366,9 @@ impl Workload {
 
     fn request(&mut self, method: &str) -> Value {
         let agent = match self.rng.u8(..10) {
-            0..=5 => "docker/27.3.1 go/go1.22.7 git-commit/41ca978 kernel/6.1.0 os/linux arch/amd64",
+            0..=5 => {
+                "docker/27.3.1 go/go1.22.7 git-commit/41ca978 kernel/6.1.0 os/linux arch/amd64"
+            }
             6..=7 => "containerd/v1.7.22",
             8 => "skopeo/1.9.3",
             _ => "Trivy/0.56.2",
@@ -433,6 +444,9 @@ mod tests {
         let documents = workload.documents();
         let documents = documents.read().unwrap();
         let document = &documents[digest];
-        assert_eq!(format!("sha256:{:x}", Sha256::digest(&document.bytes)), digest);
+        assert_eq!(
+            format!("sha256:{:x}", Sha256::digest(&document.bytes)),
+            digest
+        );
     }
 }
