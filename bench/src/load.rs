@@ -25,7 +25,8 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn merge(&mut self, other: Sent) {
+    /// Adds `other`'s counts (not its duration) to these.
+    pub fn merge(&mut self, other: Sent) {
         self.accepted += other.accepted;
         self.retried += other.retried;
         self.answers.extend(other.answers);

@@ -50,9 +50,10 @@ struct Cli {
     /// pipeline is measured rather than TCP handshakes; scenario 2 measures both).
     #[arg(long)]
     new_connections: bool,
-    /// Where to write the report; `-` writes none.
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    output: String,
+    /// Where to write the report (Markdown); `-` writes none. By default a full run (all
+    /// scenarios, not --quick) writes BENCHMARKS.md and other runs write none.
+    #[arg(long)]
+    output: Option<String>,
     /// RabbitMQ (the default vhost is used, under throw-away prefixes).
     #[arg(
         long,
@@ -125,9 +126,18 @@ async fn main() -> anyhow::Result<()> {
 
     let text = report.render();
     println!("{text}");
-    if cli.output != "-" {
-        std::fs::write(&cli.output, report.markdown(&text))?;
-        eprintln!("wrote {}", cli.output);
+    let full = cli.only.is_empty() && !cli.quick;
+    let output = cli
+        .output
+        .clone()
+        .or_else(|| full.then(|| "BENCHMARKS.md".to_owned()));
+    match output.as_deref() {
+        Some("-") => {}
+        Some(path) => {
+            std::fs::write(path, report.markdown(&text))?;
+            eprintln!("wrote {path}");
+        }
+        None => eprintln!("a partial or --quick run: BENCHMARKS.md left as it was (see --output)"),
     }
     Ok(())
 }
@@ -147,6 +157,7 @@ fn plan(cli: &Cli) -> Plan {
         repositories: 1_000,
         tags_per_repository: 10,
         raw_sql_events: if quick { 20_000 } else { 100_000 },
+        backlog_secs: if quick { 5 } else { 15 },
         slow_secs: if quick { 10 } else { 30 },
         slow_delay: Duration::from_millis(500),
         callback_concurrency: if quick {

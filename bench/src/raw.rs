@@ -53,17 +53,20 @@ fn confirmed(confirmation: Confirmation) -> anyhow::Result<()> {
 }
 
 /// One confirmed publish at a time (the receiver's serial case without HTTP): latencies.
-pub async fn serial_publish(stack: &Stack, count: usize) -> anyhow::Result<Vec<Duration>> {
-    let channel = stack.confirm_channel().await?;
+/// `channel` must be in confirm mode ([`Stack::confirm_channel`]).
+pub async fn serial_publish(
+    channel: &Channel,
+    stack: &Stack,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let mut shapes = FixtureShapes::default();
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
         let message = message(&mut shapes)?;
         let started = Instant::now();
-        confirmed(publish(&channel, stack, message).await?.await?)?;
+        confirmed(publish(channel, stack, message).await?.await?)?;
         latencies.push(started.elapsed());
     }
-    let _ = channel.close(200, "done".into()).await;
     Ok(latencies)
 }
 

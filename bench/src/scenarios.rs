@@ -13,6 +13,9 @@ use sqlx::{AssertSqlSafe, PgPool};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Events per block of the interleaved serial measurement.
+const SERIAL_BLOCK: usize = 250;
+
 /// How big and how long.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -39,6 +42,8 @@ pub struct Plan {
     pub tags_per_repository: usize,
     /// Events the raw SQL limit writes.
     pub raw_sql_events: usize,
+    /// Seconds of queueing the backlog the workers then apply.
+    pub backlog_secs: u64,
     /// Seconds of the slow-registry pull-path run.
     pub slow_secs: u64,
     /// Manifest callback delay of the slow registry.
@@ -56,6 +61,8 @@ pub struct Serial {
     pub raw: Latency,
     /// The HTTP floor: `GET /healthz` of the receiver, a new connection each, one at a time.
     pub http: Latency,
+    /// Receiver p50 ÷ raw p50, the median over runs.
+    pub ratio: f64,
 }
 
 /// Scenario 2, one concurrency level.
@@ -104,13 +111,19 @@ pub struct EndToEnd {
     pub raw_sql_rate: f64,
     /// Requests the stand-in registry answered (manifest and config callbacks).
     pub callbacks: u64,
+    /// Events queued while the workers were stopped.
+    pub backlog_events: u64,
+    /// How fast the 2 workers applied that backlog, events/s (from their start).
+    pub backlog_rate: f64,
 }
 
 /// Scenario 4.
 #[derive(Debug, Clone, Default)]
 pub struct SlowRegistry {
-    /// Serial answer latency while callbacks take `slow_delay`.
+    /// Serial answer latency while callbacks take `slow_delay` (workers running).
     pub serial: Latency,
+    /// The same with a registry that answers at once (workers running).
+    pub serial_fast_registry: Latency,
     /// The pull path under the realistic load at scenario 3's rate.
     pub pull_path_rate: f64,
     /// Answer to applied on the pull path, seconds.
@@ -142,24 +155,31 @@ pub async fn receiver_only(
         let mut receiver_runs = Vec::new();
         let mut raw_runs = Vec::new();
         let mut http_runs = Vec::new();
+        let channel = stack.confirm_channel().await?;
         for run in 1..=plan.runs {
+            // Interleaved in blocks, so that the receiver, the raw publish and the HTTP floor
+            // see the same moments of a noisy machine.
             let mut shapes = FixtureShapes::default();
-            let mut sent = load::sequential(&sender, plan.serial_events, || {
-                (Kind::PullBlob, shapes.next_event())
-            })
-            .await;
-            stack.purge().await?;
-            let mut raw = raw::serial_publish(&stack, plan.serial_events).await?;
-            stack.purge().await?;
-            let mut http = Vec::with_capacity(plan.serial_events);
-            for _ in 0..plan.serial_events {
-                let started = Instant::now();
-                if sender::get(sender.addr(), "/healthz").await? != 200 {
-                    bail!("the receiver's /healthz did not answer 200");
+            let (mut answers, mut raw, mut http) = (Vec::new(), Vec::new(), Vec::new());
+            let mut remaining = plan.serial_events;
+            while remaining > 0 {
+                let block = remaining.min(SERIAL_BLOCK);
+                remaining -= block;
+                let sent =
+                    load::sequential(&sender, block, || (Kind::PullBlob, shapes.next_event()))
+                        .await;
+                answers.extend(sent.answers);
+                raw.extend(raw::serial_publish(&channel, &stack, block).await?);
+                for _ in 0..block {
+                    let started = Instant::now();
+                    if sender::get(sender.addr(), "/healthz").await? != 200 {
+                        bail!("the receiver's /healthz did not answer 200");
+                    }
+                    http.push(started.elapsed());
                 }
-                http.push(started.elapsed());
             }
-            let (receiver, raw) = (Latency::of(&mut sent.answers), Latency::of(&mut raw));
+            stack.purge().await?;
+            let (receiver, raw) = (Latency::of(&mut answers), Latency::of(&mut raw));
             let http = Latency::of(&mut http);
             eprintln!(
                 "  serial run {run}: receiver p50 {:.3} p99 {:.3} ms; raw p50 {:.3} p99 {:.3} ms; \
@@ -171,6 +191,12 @@ pub async fn receiver_only(
             http_runs.push(http);
         }
         let serial = Serial {
+            ratio: median(
+                receiver_runs
+                    .iter()
+                    .zip(&raw_runs)
+                    .map(|(receiver, raw)| receiver.p50 / raw.p50),
+            ),
             receiver: Latency::median(&receiver_runs),
             raw: Latency::median(&raw_runs),
             http: Latency::median(&http_runs),
@@ -250,22 +276,48 @@ pub async fn end_to_end(
             stack.start_workers(2, 8).await?;
             let load = Load::run(&stack, &sender, &workload, plan, plan.end_to_end_secs).await?;
             let applied = load.wait_applied(&stack.pool, load.sent.accepted).await?;
-            let check = exactly_once(&stack.pool, &load.sent).await?;
-            memory.receiver_end_to_end = stack.receiver_peak_rss();
-            memory.worker_end_to_end = stack.worker_peak_rss();
             let all = lag(&stack.pool, load.started_at, false).await?;
             let pulls = lag(&stack.pool, load.started_at, true).await?;
+            let applied_rate = load.applied_rate(&stack.pool, false).await?;
+            let pull_path_rate = load.applied_rate(&stack.pool, true).await?;
+
+            // What the workers can apply when they need not share the cores with the load
+            // generator and the receiver: a backlog queued while they were stopped.
+            stack.stop_workers().await?;
+            let backlog = load::paced(
+                &sender,
+                workload.clone(),
+                1e9,
+                Duration::from_secs(plan.backlog_secs),
+                64,
+                true,
+            )
+            .await;
+            let started = Instant::now();
+            stack.start_workers(2, 8).await?;
+            let (accepted_rate, events) = (load.sent.rate(), load.sent.accepted);
+            let backlog_events = backlog.accepted;
+            let mut total = load.sent;
+            total.merge(backlog);
+            wait_rows(&stack.pool, total.accepted, Duration::from_secs(600)).await?;
+            let backlog_rate = backlog_events as f64 / started.elapsed().as_secs_f64();
+            eprintln!("  backlog: {backlog_events} events applied at {backlog_rate:.0}/s");
+            let check = exactly_once(&stack.pool, &total).await?;
+            memory.receiver_end_to_end = stack.receiver_peak_rss();
+            memory.worker_end_to_end = stack.worker_peak_rss();
             Ok::<_, anyhow::Error>(EndToEnd {
                 target_rate: plan.rate,
-                accepted_rate: load.sent.rate(),
-                applied_rate: load.applied_rate(&stack.pool, false).await?,
-                pull_path_rate: load.applied_rate(&stack.pool, true).await?,
+                accepted_rate,
+                applied_rate,
+                pull_path_rate,
                 lag_p50: all.0,
                 lag_p99: all.1,
                 pull_path_lag_p99: pulls.1,
                 depth_at_end: load.depth_at_end,
                 drain_secs: applied.as_secs_f64(),
-                events: load.sent.accepted,
+                events,
+                backlog_events,
+                backlog_rate,
                 exactly_once: check.is_ok(),
                 check: check.unwrap_or_else(|e| e),
                 raw_sql_rate,
@@ -290,7 +342,6 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
         2,
     );
     let registry = FakeRegistry::start(workload.documents())?;
-    registry.set_manifest_delay(plan.slow_delay);
     let workload = Arc::new(Mutex::new(workload));
     let result = async {
         let mut figures = SlowRegistry::default();
@@ -298,23 +349,32 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
         let result = async {
             let sender = Sender::new(stack.start_receiver().await?, TOKEN);
             stack.start_workers(2, 8).await?;
-            let mut serial = load::sequential(&sender, plan.serial_events, || {
+            let next = || {
                 workload
                     .lock()
                     .map(|mut w| w.next_event())
                     .unwrap_or((Kind::PullBlob, String::new()))
-            })
-            .await;
+            };
+            // The same serial sender with workers busy behind the receiver, first with a
+            // registry answering at once, then with the slow one: what the slowness costs.
+            let mut fast = load::sequential(&sender, plan.serial_events, next).await;
+            figures.serial_fast_registry = Latency::of(&mut fast.answers);
+            registry.set_manifest_delay(plan.slow_delay);
+            let mut serial = load::sequential(&sender, plan.serial_events, next).await;
             figures.serial = Latency::of(&mut serial.answers);
             eprintln!(
-                "  slow registry, serial: p50 {:.3} p99 {:.3} ms",
-                figures.serial.p50, figures.serial.p99
+                "  serial with workers: fast registry p50 {:.3} p99 {:.3} ms; slow registry \
+                 p50 {:.3} p99 {:.3} ms",
+                figures.serial_fast_registry.p50,
+                figures.serial_fast_registry.p99,
+                figures.serial.p50,
+                figures.serial.p99
             );
             let load = Load::run(&stack, &sender, &workload, plan, plan.slow_secs).await?;
-            let pull_path_events = load.sent.accepted - load.sent.manifest_pushes;
+            let pull_path = |sent: &Sent| sent.accepted - sent.manifest_pushes;
             load.wait_pull_path(
                 &stack.pool,
-                pull_path_events + serial.accepted - serial.manifest_pushes,
+                pull_path(&load.sent) + pull_path(&serial) + pull_path(&fast),
             )
             .await?;
             figures.pull_path_rate = load.applied_rate(&stack.pool, true).await?;
