@@ -112,10 +112,8 @@ async fn exchange_on(stream: &mut TcpStream, request: &[u8]) -> io::Result<u16> 
             ));
         }
         buffer.extend_from_slice(&chunk[..read]);
-        if let Some((status, complete)) = parse_response(&buffer)? {
-            if complete {
-                return Ok(status);
-            }
+        if let Some((status, true)) = parse_response(&buffer)? {
+            return Ok(status);
         }
     }
 }
@@ -143,6 +141,7 @@ fn parse_response(buffer: &[u8]) -> io::Result<Option<(u16, bool)>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -382,6 +382,7 @@ pub fn own_dir() -> anyhow::Result<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -415,6 +415,7 @@ fn fake_digest(seed: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use regstat_shared::event::Event;
