@@ -2,16 +2,13 @@
 //! (called back by digest at its configured URL), or from the event's references.
 
 use crate::handler::Reason;
-use crate::model::{Content, FetchStatus, Known, Reference, Role, known_contents};
+use crate::model::{Content, FetchStatus, Known, Reference, Role};
 use crate::registry::{FetchError, Fetched, ManifestKind, Platform, Resolved};
 use regstat_shared::event::{Action, Event, Kind};
-use sqlx::PgPool;
 
 /// Why content could not be learned now.
 #[derive(Debug)]
 pub enum Failure {
-    /// The database is unavailable: hold the batch.
-    Database(sqlx::Error),
     /// The registry is unavailable: retry this event later.
     Retry(Reason),
     /// Will never work (access denied, a manifest that lies about its digest...).
@@ -36,27 +33,10 @@ pub fn callback_target<'e>(
     Some((target.repository.as_deref()?, target.digest.as_deref()?))
 }
 
-/// The content of the manifest a push event names. `None` for other events.
+/// The content of the manifest a push event names (`None` for other events), given what the
+/// database already knows of it (`known`, looked up for a whole batch at once with
+/// [`crate::model::known_contents_batch`] for the events [`callback_target`] names).
 pub async fn content(
-    pool: &PgPool,
-    event: &Event,
-    registry: &Resolved<'_>,
-) -> Result<Option<Content>, Failure> {
-    let known = match callback_target(event, registry) {
-        Some((repository, digest)) => {
-            known_contents(pool, &registry.name, repository, &[digest.to_owned()])
-                .await
-                .map_err(Failure::Database)?
-                .remove(digest)
-        }
-        None => None,
-    };
-    content_knowing(event, registry, known).await
-}
-
-/// [`content`] when the database has already been asked for the manifest's known content
-/// (`known`, looked up for a whole batch at once with [`crate::model::known_contents_batch`]).
-pub async fn content_knowing(
     event: &Event,
     registry: &Resolved<'_>,
     known: Option<Known>,

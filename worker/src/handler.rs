@@ -240,7 +240,7 @@ async fn learn_contents(
         .map(|((p, registry), known)| async move {
             (
                 p.position,
-                callbacks::content_knowing(&p.event, registry, known).await,
+                callbacks::content(&p.event, registry, known).await,
             )
         });
     let results = futures_util::future::join_all(lookups).await;
@@ -251,7 +251,6 @@ async fn learn_contents(
                     p.content = content;
                 }
             }
-            Err(Failure::Database(error)) => return Err(Unavailable(error)),
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%reason, "manifest content unavailable; the event will be retried");
                 outcomes[position] = Outcome::Retry(reason);
