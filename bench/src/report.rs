@@ -124,7 +124,10 @@ impl Report {
                     e2e.applied_rate,
                     100.0 * e2e.applied_rate / e2e.raw_sql_rate.max(f64::EPSILON)
                 ),
-                verdict(e2e.applied_rate >= 8_000.0, "≥ 8,000/s"),
+                verdict(
+                    e2e.applied_rate >= 8_000.0,
+                    "≥ 8,000/s while also ingesting",
+                ),
             );
             row(
                 "3 end to end: lag answer → applied p50 / p99 (pull path p99)",
@@ -164,7 +167,7 @@ impl Report {
                     e2e.backlog_events,
                     100.0 * e2e.backlog_rate / e2e.raw_sql_rate.max(f64::EPSILON)
                 ),
-                String::new(),
+                verdict(e2e.backlog_rate >= 8_000.0, "≥ 8,000/s from the queue"),
             );
             row(
                 "3 end to end: raw SQL writes, one process",
