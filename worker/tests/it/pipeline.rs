@@ -8,7 +8,9 @@ use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
 use regstat_worker::handler::{Incoming, handle_batch};
 use std::time::Duration;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+/// How long a condition may take: generous, since the suite runs many tests at once on a
+/// small machine (a deadline only matters when something is wrong).
+const DEADLINE: Duration = Duration::from_secs(90);
 
 fn pull_event(id: &str) -> String {
     format!(
@@ -234,7 +236,9 @@ async fn the_worker_reports_health_readiness_and_metrics() {
     for name in [
         "regstat_worker_events_total{outcome=\"stored\"}",
         "regstat_worker_batch_duration_seconds_bucket",
-        "regstat_worker_consuming 1",
+        // Present, whatever its value: the recorder is process-wide, so other tests' workers
+        // stopping set it too (readiness above already proved this one consuming).
+        "regstat_worker_consuming ",
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
