@@ -277,8 +277,7 @@ impl Stack {
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let Ok(connection) =
-                Connection::connect(&self.services.amqp_url, ConnectionProperties::default())
-                    .await
+                Connection::connect(&self.services.amqp_url, ConnectionProperties::default()).await
             else {
                 continue;
             };
