@@ -24,6 +24,32 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// The captured notification fixtures: `$REGSTAT_FIXTURES`, else `../shared/fixtures/
+/// distribution-2.8.2` beside the project.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("REGSTAT_FIXTURES").map_or_else(
+        || {
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/fixtures/distribution-2.8.2"
+            ))
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+/// The text of fixture `file` (one captured request per line); fails the test, saying where it
+/// looked, if it cannot be read.
+pub fn fixture_text(file: &str) -> String {
+    let path = fixtures_dir().join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} cannot be read ({e}); set REGSTAT_FIXTURES to the fixtures directory",
+            path.display()
+        )
+    })
+}
+
 /// What to tell someone whose RabbitMQ is not running.
 pub const START_RABBITMQ: &str = "RabbitMQ is not reachable. Start it (`rabbitmq-server -detached`, \
 or `deploy/dev.sh` which starts everything) or point REGSTAT_TEST_AMQP_URL at one.";

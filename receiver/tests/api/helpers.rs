@@ -115,16 +115,7 @@ impl TestApp {
 
 /// The fixture requests of `file`: their exact bodies.
 pub fn fixture_bodies(file: &str) -> Vec<String> {
-    let dir = std::env::var("REGSTAT_FIXTURES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/distribution-2.8.2"
-        )
-        .to_owned()
-    });
-    let path = format!("{dir}/{file}");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {path} missing ({e}); set REGSTAT_FIXTURES"));
+    let text = regstat_shared::testkit::fixture_text(file);
     text.lines()
         .map(|line| {
             let request: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -5,16 +5,7 @@ use chrono::{DateTime, Utc};
 use regstat_shared::event::Event;
 
 fn fixture_events(file: &str) -> Vec<Event> {
-    let dir = std::env::var("REGSTAT_FIXTURES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/distribution-2.8.2"
-        )
-        .to_owned()
-    });
-    let path = format!("{dir}/{file}");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {path} missing ({e}); set REGSTAT_FIXTURES"));
+    let text = regstat_shared::testkit::fixture_text(file);
     text.lines()
         .flat_map(|line| {
             let request: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -1,6 +1,5 @@
 use super::*;
 use serde_json::json;
-use std::path::PathBuf;
 
 fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -438,18 +437,12 @@ fn accept_header_names_every_type() {
 /// index's children): a manifest with those descriptors must parse back to the same ones.
 #[test]
 fn shapes_from_the_real_registry_fixtures() {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/distribution-2.8.2"
-    ));
     let mut checked = 0;
     for file in [
         "01-push-oci-by-tag.jsonl",
         "06-push-multiarch-oci-index.jsonl",
     ] {
-        let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+        let text = regstat_shared::testkit::fixture_text(file);
         for line in text.lines() {
             let request: Value = serde_json::from_str(line).expect("fixture line");
             let events = request["body"]["events"].as_array().expect("events");
