@@ -247,20 +247,28 @@ pub async fn receiver_only(
     result
 }
 
+/// The simulated registry of `plan`'s size (seeded) and the stand-in serving its documents.
+fn simulated_registry(
+    plan: &Plan,
+    seed: u64,
+) -> anyhow::Result<(FakeRegistry, Arc<Mutex<Workload>>)> {
+    let workload = Workload::new(
+        REGISTRY_HOST,
+        plan.repositories,
+        plan.tags_per_repository,
+        seed,
+    );
+    let registry = FakeRegistry::start(workload.documents())?;
+    Ok((registry, Arc::new(Mutex::new(workload))))
+}
+
 /// Scenario 3: the realistic mix through receiver, RabbitMQ and two workers into Postgres.
 pub async fn end_to_end(
     services: &Services,
     plan: &Plan,
     memory: &mut Memory,
 ) -> anyhow::Result<EndToEnd> {
-    let workload = Workload::new(
-        REGISTRY_HOST,
-        plan.repositories,
-        plan.tags_per_repository,
-        1,
-    );
-    let registry = FakeRegistry::start(workload.documents())?;
-    let workload = Arc::new(Mutex::new(workload));
+    let (registry, workload) = simulated_registry(plan, 1)?;
     let result = async {
         let raw_sql_rate = {
             let stack = Stack::new(services, Some(registry.addr)).await?;
@@ -273,7 +281,7 @@ pub async fn end_to_end(
         let mut stack = Stack::new(services, Some(registry.addr)).await?;
         let result = async {
             let sender = Sender::new(stack.start_receiver().await?, TOKEN);
-            stack.start_workers(2, 8).await?;
+            stack.start_workers(2, None).await?;
             let load = Load::run(&stack, &sender, &workload, plan, plan.end_to_end_secs).await?;
             let applied = load.wait_applied(&stack.pool, load.sent.accepted).await?;
             let all = lag(&stack.pool, load.started_at, false).await?;
@@ -294,7 +302,7 @@ pub async fn end_to_end(
             )
             .await;
             let started = Instant::now();
-            stack.start_workers(2, 8).await?;
+            stack.start_workers(2, None).await?;
             let (accepted_rate, events) = (load.sent.rate(), load.sent.accepted);
             let backlog_events = backlog.accepted;
             let mut total = load.sent;
@@ -335,20 +343,13 @@ pub async fn end_to_end(
 
 /// Scenario 4: manifest callbacks answered after `plan.slow_delay`.
 pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<SlowRegistry> {
-    let workload = Workload::new(
-        REGISTRY_HOST,
-        plan.repositories,
-        plan.tags_per_repository,
-        2,
-    );
-    let registry = FakeRegistry::start(workload.documents())?;
-    let workload = Arc::new(Mutex::new(workload));
+    let (registry, workload) = simulated_registry(plan, 2)?;
     let result = async {
         let mut figures = SlowRegistry::default();
         let mut stack = Stack::new(services, Some(registry.addr)).await?;
         let result = async {
             let sender = Sender::new(stack.start_receiver().await?, TOKEN);
-            stack.start_workers(2, 8).await?;
+            stack.start_workers(2, None).await?;
             let next = || {
                 workload
                     .lock()
@@ -389,7 +390,7 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
             let mut stack = Stack::new(services, Some(registry.addr)).await?;
             let rate = async {
                 let sender = Sender::new(stack.start_receiver().await?, TOKEN);
-                stack.start_workers(2, concurrency).await?;
+                stack.start_workers(2, Some(concurrency)).await?;
                 // About 8 s of work at the expected rate (2 workers × concurrency / delay).
                 let expected = 2.0 * concurrency as f64 / plan.slow_delay.as_secs_f64();
                 let count = ((expected * 8.0) as usize).max(16);

@@ -193,13 +193,19 @@ impl Stack {
         Ok(listen)
     }
 
-    /// Starts `count` workers whose callbacks run `concurrency` at a time per registry, and
-    /// waits until they consume.
-    pub async fn start_workers(&mut self, count: usize, concurrency: usize) -> anyhow::Result<()> {
+    /// Starts `count` workers whose callbacks run `concurrency` at a time per registry (`None`:
+    /// the default, `callbacks.concurrency`), and waits until they consume.
+    pub async fn start_workers(
+        &mut self,
+        count: usize,
+        concurrency: Option<usize>,
+    ) -> anyhow::Result<()> {
         for n in 0..count {
             let listen = free_port()?;
             let mut command = self.command("regstat-worker", "REGSTAT__WORKER__LISTEN", listen);
-            command.env("REGSTAT__CALLBACKS__CONCURRENCY", concurrency.to_string());
+            if let Some(concurrency) = concurrency {
+                command.env("REGSTAT__CALLBACKS__CONCURRENCY", concurrency.to_string());
+            }
             self.workers
                 .push(Process::spawn(&format!("worker {n}"), command, listen).await?);
         }
