@@ -3,6 +3,8 @@
 use crate::helpers::{TestApp, fixture_bodies, settings};
 use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -149,12 +151,14 @@ async fn graceful_shutdown_loses_no_answered_event() {
         .as_str()
         .unwrap()
         .to_owned();
+    let first_answers = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..200)
         .map(|i| {
             let client = app.client.clone();
             let url = url.clone();
             let id = format!("shutdown-{i:04}");
             let body = template.replace(&original_id, &id);
+            let first_answers = first_answers.clone();
             tokio::spawn(async move {
                 let status = client
                     .post(url)
@@ -165,11 +169,20 @@ async fn graceful_shutdown_loses_no_answered_event() {
                     .await
                     .map(|r| r.status().as_u16())
                     .ok();
+                if status == Some(200) {
+                    first_answers.fetch_add(1, Ordering::Relaxed);
+                }
                 (id, status)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Stop once the first requests are answered (not after a fixed pause, which a busy machine
+    // can outlast before answering any): the rest are still in flight.
+    eventually(Duration::from_secs(30), "a first answer", || {
+        let answered = first_answers.load(Ordering::Relaxed);
+        async move { (answered > 0).then_some(()) }
+    })
+    .await;
     let broker = app.broker_handle();
     app.stop().await;
 
