@@ -9,7 +9,8 @@ use crate::stats::{Latency, median};
 use crate::workload::{FixtureShapes, Kind, REGISTRY_HOST, Workload};
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, PgPool};
+use regstat_store::measure::{self, Path};
+use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -307,7 +308,13 @@ pub async fn end_to_end(
             let backlog_events = backlog.accepted;
             let mut total = load.sent;
             total.merge(backlog);
-            wait_rows(&stack.pool, total.accepted, Duration::from_secs(600)).await?;
+            wait_rows(
+                &stack.pool,
+                Path::All,
+                total.accepted,
+                Duration::from_secs(600),
+            )
+            .await?;
             let backlog_rate = backlog_events as f64 / started.elapsed().as_secs_f64();
             eprintln!("  backlog: {backlog_events} events applied at {backlog_rate:.0}/s");
             let check = exactly_once(&stack.pool, &total).await?;
@@ -404,7 +411,13 @@ pub async fn slow_registry(services: &Services, plan: &Plan) -> anyhow::Result<S
                 };
                 let started = Instant::now();
                 load::burst(&sender, events, 16).await;
-                wait_rows(&stack.pool, count as u64, Duration::from_secs(300)).await?;
+                wait_rows(
+                    &stack.pool,
+                    Path::All,
+                    count as u64,
+                    Duration::from_secs(300),
+                )
+                .await?;
                 Ok::<_, anyhow::Error>(count as f64 / started.elapsed().as_secs_f64())
             }
             .await;
@@ -474,61 +487,40 @@ impl Load {
 
     /// Waits until the ledger holds `expected` events: how long after the load ended.
     async fn wait_applied(&self, pool: &PgPool, expected: u64) -> anyhow::Result<Duration> {
-        wait_rows(pool, expected, Duration::from_secs(600)).await?;
+        wait_rows(pool, Path::All, expected, Duration::from_secs(600)).await?;
         Ok(self.ended.elapsed())
     }
 
     /// Waits until the ledger holds `expected` pull-path events.
     async fn wait_pull_path(&self, pool: &PgPool, expected: u64) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let (count,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT count(*) FROM regstat.events WHERE {PULL_PATH}"
-            )))
-            .fetch_one(pool)
-            .await?;
-            if count as u64 >= expected {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the pull path applied {count} of {expected} events within 600 s");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_rows(pool, Path::Pull, expected, Duration::from_secs(600)).await
     }
 
     /// Events (or pull-path events) stored per second between the warm-up and the end of
     /// the load.
     async fn applied_rate(&self, pool: &PgPool, pull_path: bool) -> anyhow::Result<f64> {
-        let filter = if pull_path { PULL_PATH } else { "true" };
-        let (count,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT count(*) FROM regstat.events WHERE stored_at >= $1 AND stored_at < $2 AND {filter}"
-        )))
-        .bind(self.steady_from)
-        .bind(self.ended_at)
-        .fetch_one(pool)
-        .await?;
+        let path = if pull_path { Path::Pull } else { Path::All };
+        let count = measure::stored_between(pool, path, self.steady_from, self.ended_at).await?;
         let window = (self.ended_at - self.steady_from).as_seconds_f64();
         Ok(count as f64 / window.max(f64::EPSILON))
     }
 }
 
-/// Ledger rows that are not manifest pushes (they never wait for a registry callback).
-const PULL_PATH: &str =
-    "NOT (action = 'push' AND media_type IS DISTINCT FROM 'application/octet-stream')";
-
-/// Waits until the ledger holds at least `expected` rows.
-async fn wait_rows(pool: &PgPool, expected: u64, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until the ledger holds at least `expected` rows of `path`.
+async fn wait_rows(
+    pool: &PgPool,
+    path: Path,
+    expected: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM regstat.events")
-            .fetch_one(pool)
-            .await?;
+        let count = measure::events(pool, path).await?;
         if count as u64 >= expected {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the ledger holds {count} of {expected} events after {timeout:?}");
+            bail!("the ledger holds {count} of {expected} events ({path:?}) after {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -537,31 +529,16 @@ async fn wait_rows(pool: &PgPool, expected: u64, timeout: Duration) -> anyhow::R
 /// Lag from the receiver's answer (`received_at`) to the row's transaction (`stored_at`):
 /// p50 and p99 in seconds, for events received since `since`.
 async fn lag(pool: &PgPool, since: DateTime<Utc>, pull_path: bool) -> anyhow::Result<(f64, f64)> {
-    let filter = if pull_path { PULL_PATH } else { "true" };
-    let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)::float8),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)::float8)
-         FROM regstat.events WHERE received_at >= $1 AND {filter}"
-    )))
-    .bind(since)
-    .fetch_one(pool)
-    .await?;
+    let path = if pull_path { Path::Pull } else { Path::All };
+    let (p50, p99) = measure::lag(pool, path, since).await?;
     Ok((p50.unwrap_or(0.0).max(0.0), p99.unwrap_or(0.0).max(0.0)))
 }
 
 /// Every accepted event is in the ledger exactly once, and the image pull and push counters
 /// add up to the manifest GETs and pushes sent.
 async fn exactly_once(pool: &PgPool, sent: &Sent) -> anyhow::Result<Result<String, String>> {
-    let (rows, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM regstat.events")
-            .fetch_one(pool)
-            .await?;
-    let (pulls, pushes): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(pulls + system_pulls), 0)::int8, coalesce(sum(pushes), 0)::int8
-         FROM regstat.repository_stats",
-    )
-    .fetch_one(pool)
-    .await?;
+    let (rows, distinct) = measure::rows_and_ids(pool).await?;
+    let (pulls, pushes) = measure::pulls_and_pushes(pool).await?;
     let found = format!(
         "ledger {rows} rows, {distinct} distinct, {} accepted; image pulls {pulls} of {} GETs; \
          pushes {pushes} of {}",

@@ -124,7 +124,7 @@ impl Stack {
             .max_connections(8)
             .connect(&database_url)
             .await?;
-        regstat_worker::db::migrate(&pool).await?;
+        regstat_store::db::migrate(&pool).await?;
 
         let config_file = std::env::temp_dir().join(format!("regstat-bench-{id}.toml"));
         let registries = registry.map_or_else(String::new, |addr| {

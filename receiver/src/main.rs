@@ -3,46 +3,23 @@
 use clap::Parser;
 use regstat_receiver::Application;
 use regstat_shared::config::Settings;
-use regstat_shared::healthcheck::{self, Probe};
-use std::path::PathBuf;
+use regstat_shared::healthcheck::{self, ServiceArgs, ServiceCommand};
 
 /// Receives registry notifications and queues them in RabbitMQ.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// TOML configuration file (default: $REGSTAT_CONFIG, else built-in defaults + env).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(clap::Subcommand)]
-enum Command {
-    /// Exit 0 if the running receiver answers /readyz with 200 (container health checks).
-    Healthcheck {
-        /// Probe /healthz (the process serves HTTP) instead of /readyz.
-        #[arg(long)]
-        live: bool,
-    },
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
-    if let Some(Command::Healthcheck { live }) = cli.command {
-        let probe = if live { Probe::Live } else { Probe::Ready };
-        if let Err(reason) = healthcheck::probe(
-            &settings.receiver.listen,
-            probe,
-            !settings.receiver.tls_cert_file.is_empty(),
-        )
-        .await
-        {
-            eprintln!("{reason}");
-            std::process::exit(1);
-        }
+    let Cli { service } = Cli::parse();
+    let settings = Settings::load(service.config.as_deref())?;
+    if let Some(ServiceCommand::Healthcheck { live }) = service.command {
+        let tls = !settings.receiver.tls_cert_file.is_empty();
+        healthcheck::run(&settings.receiver.listen, live, tls).await;
         return Ok(());
     }
     regstat_shared::telemetry::init(&settings.telemetry, std::io::stderr);

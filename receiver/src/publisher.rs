@@ -12,6 +12,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use regstat_shared::amqp;
+use regstat_shared::backoff::{self, Backoff, Policy};
 use regstat_shared::config::AmqpSettings;
 use regstat_shared::topology::{QUARANTINE_KEY, REASON_HEADER, RECEIVED_AT_HEADER, Topology};
 use secrecy::SecretString;
@@ -271,7 +272,7 @@ enum Ended {
 
 impl Supervisor {
     async fn run(self) {
-        let mut backoff = INITIAL_BACKOFF;
+        let mut reconnects = Backoff::new(Policy::exponential(INITIAL_BACKOFF, self.max_backoff));
         loop {
             let opened = tokio::select! {
                 opened = self.open() => opened,
@@ -279,7 +280,7 @@ impl Supervisor {
             };
             match opened {
                 Ok((connection, channel)) => {
-                    backoff = INITIAL_BACKOFF;
+                    reconnects.reset();
                     tracing::info!(exchange = %self.inner.exchange, "connected to the broker");
                     self.set_channel(Some(channel.clone()));
                     let ended = self.watch(&connection, &channel).await;
@@ -296,17 +297,22 @@ impl Supervisor {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(
-                    error = %error,
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "cannot connect to the broker"
-                ),
+                Err(error) => {
+                    let delay = reconnects.next_delay();
+                    tracing::warn!(
+                        error = %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot connect to the broker"
+                    );
+                    if !backoff::pause(delay, &self.shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
             }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = self.shutdown.cancelled() => return,
+            if !backoff::pause(reconnects.next_delay(), &self.shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(self.max_backoff);
         }
     }
 

@@ -1,8 +1,43 @@
-//! `regstat-receiver healthcheck` and `regstat-worker healthcheck`: probe the running
-//! service's own endpoint from the same host, so container images need no curl or shell.
+//! The command line the service binaries share (`--config`, and the `healthcheck`
+//! subcommand), and the probe behind `regstat-receiver healthcheck` and `regstat-worker
+//! healthcheck`: the running service's own endpoint, from the same host, so container images
+//! need no curl or shell.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// A service binary's arguments: its configuration file and an optional subcommand.
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// TOML configuration file (default: $REGSTAT_CONFIG, else built-in defaults + env).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do instead of running the service.
+    #[command(subcommand)]
+    pub command: Option<ServiceCommand>,
+}
+
+/// What a service binary can do besides running.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Exit 0 if the running service answers /readyz with 200 (container health checks).
+    Healthcheck {
+        /// Probe /healthz (the process serves HTTP) instead of /readyz.
+        #[arg(long)]
+        live: bool,
+    },
+}
+
+/// Runs `healthcheck` against the service listening on `listen`: returns if it is healthy,
+/// else prints why and exits with status 1.
+pub async fn run(listen: &str, live: bool, tls: bool) {
+    let which = if live { Probe::Live } else { Probe::Ready };
+    if let Err(reason) = probe(listen, which, tls).await {
+        eprintln!("{reason}");
+        std::process::exit(1);
+    }
+}
 
 /// Longest wait for the whole probe.
 const TIMEOUT: Duration = Duration::from_secs(2);

@@ -2,6 +2,10 @@
 //!
 //! # Layout
 //! - [`event`]: the distribution notification model (envelope, event, routing).
+//! - [`grammar`]: repository names, tags and digests as distribution defines them.
+//! - [`content`]: what a manifest contains (config, layers, children, platform), whichever
+//!   source told.
+//! - [`backoff`]: the one retry delay policy (exponential, capped) every retry loop uses.
 //! - [`config`]: typed, layered settings with defaults in one embedded file.
 //! - [`telemetry`]: tracing subscriber setup (human or JSON).
 //! - [`topology`]: RabbitMQ exchanges, queues and bindings, declared by every process.
@@ -12,8 +16,11 @@
 //!   cuttable TCP proxy for the integration tests of the other crates.
 
 pub mod amqp;
+pub mod backoff;
 pub mod config;
+pub mod content;
 pub mod event;
+pub mod grammar;
 pub mod healthcheck;
 pub mod metrics;
 pub mod telemetry;

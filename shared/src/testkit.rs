@@ -50,6 +50,28 @@ pub fn fixture_text(file: &str) -> String {
     })
 }
 
+/// The path of the workspace binary `name`, built beside the running test binary
+/// (`target/<profile>/<name>`): for a test that runs another package's binary (Cargo sets
+/// `CARGO_BIN_EXE_*` for a package's own binaries only). `cargo test --workspace` builds every
+/// package's binaries before running any test (each binary package has an integration test).
+/// Fails, saying how to build it, if it is not there.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let path = test
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test binary is in target/<profile>/deps")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run the tests with `cargo test --workspace`, or `cargo build --bins` \
+         first",
+        path.display()
+    );
+    path
+}
+
 /// What to tell someone whose RabbitMQ is not running.
 pub const START_RABBITMQ: &str = "RabbitMQ is not reachable. Start it (`rabbitmq-server -detached`, \
 or `deploy/dev.sh` which starts everything) or point REGSTAT_TEST_AMQP_URL at one.";

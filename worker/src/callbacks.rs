@@ -1,10 +1,11 @@
 //! Learning what a pushed manifest contains: from content already known, from the registry
 //! (called back by digest at its configured URL), or from the event's references.
 
-use crate::handler::Reason;
-use crate::model::{Content, FetchStatus, Known, Reference, Role};
-use crate::registry::{FetchError, Fetched, ManifestKind, Platform, Resolved};
+use crate::outcome::Reason;
+use regstat_registry::{FetchError, Resolved};
+use regstat_shared::content::{Content, FetchStatus};
 use regstat_shared::event::{Action, Event, Kind};
+use regstat_store::model::Known;
 
 /// Why content could not be learned now.
 #[derive(Debug)]
@@ -35,7 +36,7 @@ pub fn callback_target<'e>(
 
 /// The content of the manifest a push event names (`None` for other events), given what the
 /// database already knows of it (`known`, looked up for a whole batch at once with
-/// [`crate::model::known_contents_batch`] for the events [`callback_target`] names).
+/// [`regstat_store::model::known_contents_batch`] for the events [`callback_target`] names).
 pub async fn content(
     event: &Event,
     registry: &Resolved<'_>,
@@ -62,7 +63,7 @@ pub async fn content(
             .increment(1);
         return Ok(Some(known.content));
     }
-    match client.manifest(repository, digest).await {
+    match client.content(repository, digest).await {
         Ok(fetched) => {
             let source = if fetched.from_cache {
                 "cache"
@@ -71,18 +72,7 @@ pub async fn content(
             };
             metrics::counter!("regstat_worker_manifest_content_total", "source" => source)
                 .increment(1);
-            let platform = match (&fetched.manifest.kind, &fetched.manifest.config) {
-                (ManifestKind::Image, Some(config)) => {
-                    match client.config_platform(repository, &config.digest).await {
-                        Ok(platform) => platform,
-                        Err(FetchError::Gone) => None,
-                        Err(error) => return Err(failure(error)),
-                    }
-                }
-                // Schema1 states its architecture in the manifest itself.
-                _ => fetched.manifest.platform.clone(),
-            };
-            Ok(Some(from_fetched(&fetched, platform)))
+            Ok(Some(fetched.content))
         }
         Err(FetchError::Gone) => {
             metrics::counter!("regstat_worker_manifest_content_total", "source" => "gone")
@@ -110,50 +100,4 @@ fn failure(error: FetchError) -> Failure {
             format!("registry callback failed: {other}"),
         )),
     }
-}
-
-/// Content of a manifest built from what the registry served.
-pub fn from_fetched(fetched: &Fetched, platform: Option<Platform>) -> Content {
-    let manifest = &fetched.manifest;
-    let mut content = Content::empty(FetchStatus::Fetched);
-    let (os, architecture, variant) =
-        platform.map_or((None, None, None), |p| (p.os, p.architecture, p.variant));
-    content.os = os;
-    content.architecture = architecture;
-    content.variant = variant;
-    content.artifact_type = manifest.artifact_type.clone();
-    content.config_digest = manifest.config.as_ref().map(|c| c.digest.clone());
-    content.subject_digest = manifest.subject.as_ref().map(|s| s.digest.clone());
-    let reference =
-        |role, position: usize, d: &crate::registry::Descriptor, p: Option<&Platform>| Reference {
-            role,
-            position: i32::try_from(position).unwrap_or(i32::MAX),
-            digest: d.digest.clone(),
-            media_type: d.media_type.clone(),
-            size: d.size.and_then(|s| i64::try_from(s).ok()),
-            os: p.and_then(|p| p.os.clone()),
-            architecture: p.and_then(|p| p.architecture.clone()),
-            variant: p.and_then(|p| p.variant.clone()),
-        };
-    if let Some(config) = &manifest.config {
-        content
-            .references
-            .push(reference(Role::Config, 0, config, None));
-    }
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        content
-            .references
-            .push(reference(Role::Layer, i, layer, None));
-    }
-    for (i, (child, platform)) in manifest.children.iter().enumerate() {
-        content
-            .references
-            .push(reference(Role::Manifest, i, child, platform.as_ref()));
-    }
-    if let Some(subject) = &manifest.subject {
-        content
-            .references
-            .push(reference(Role::Subject, 0, subject, None));
-    }
-    content
 }

@@ -19,6 +19,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Confirmation, Connection, Consumer};
 use regstat_shared::amqp;
+use regstat_shared::backoff::{self, Backoff, Policy};
 use regstat_shared::config::Settings;
 use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
@@ -31,8 +32,8 @@ use tracing::Instrument;
 /// The first reconnection or database retry delay; it doubles up to the configured maximum.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Longest pause between database retries of a held batch.
-const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
+/// Delays between database retries of a held batch.
+const DB_RETRY: Policy = Policy::exponential(INITIAL_BACKOFF, Duration::from_secs(5));
 
 /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
 pub async fn run(
@@ -42,7 +43,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let topology = Topology::from_settings(&settings.amqp);
-    let mut backoff = INITIAL_BACKOFF;
+    let mut reconnects = Backoff::new(Policy::exponential(
+        INITIAL_BACKOFF,
+        settings.amqp.reconnect_max_backoff(),
+    ));
     loop {
         let session = Session {
             settings,
@@ -51,19 +55,18 @@ pub async fn run(
             readiness,
             shutdown: &shutdown,
         };
-        match session.run(&mut backoff).await {
-            Ok(()) => return,
-            Err(error) => tracing::warn!(
-                %error,
-                retry_in_ms = backoff.as_millis() as u64,
-                "broker link failed; reconnecting"
-            ),
+        let Err(error) = session.run(&mut reconnects).await else {
+            return;
+        };
+        let delay = reconnects.next_delay();
+        tracing::warn!(
+            %error,
+            retry_in_ms = delay.as_millis() as u64,
+            "broker link failed; reconnecting"
+        );
+        if !backoff::pause(delay, &shutdown).await {
+            return;
         }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(settings.amqp.reconnect_max_backoff());
     }
 }
 
@@ -98,9 +101,9 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// Returns `Ok` on shutdown, `Err` when the broker link fails.
-    async fn run(&self, backoff: &mut Duration) -> Result<(), LinkError> {
+    async fn run(&self, reconnects: &mut Backoff) -> Result<(), LinkError> {
         let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
-        let result = self.consume_all(&connection, backoff).await;
+        let result = self.consume_all(&connection, reconnects).await;
         self.readiness.set_consuming(false);
         if connection.status().connected() {
             let closing = connection.close(200, "regstat-worker stopping".into());
@@ -112,7 +115,7 @@ impl Session<'_> {
     async fn consume_all(
         &self,
         connection: &Connection,
-        backoff: &mut Duration,
+        reconnects: &mut Backoff,
     ) -> Result<(), LinkError> {
         let publisher = connection.create_channel().await?;
         publisher
@@ -135,7 +138,7 @@ impl Session<'_> {
                 .await?;
             consumers.push((queue, consumer));
         }
-        *backoff = INITIAL_BACKOFF;
+        reconnects.reset();
         self.readiness.set_consuming(true);
         tracing::info!("connected to the broker; consuming");
         let gauges = connection.create_channel().await?;
@@ -187,23 +190,22 @@ impl Session<'_> {
     ) -> Result<bool, LinkError> {
         let started = Instant::now();
         let messages: Vec<Incoming> = batch.iter_mut().map(incoming).collect();
-        let mut db_backoff = INITIAL_BACKOFF;
+        let mut db_retries = Backoff::new(DB_RETRY);
         let (outcomes, summary) = loop {
             match handler::handle_batch(self.ctx, &messages).await {
                 Ok(result) => break result,
                 Err(unavailable) => {
                     metrics::counter!("regstat_worker_db_retries_total").increment(1);
+                    let delay = db_retries.next_delay();
                     tracing::warn!(
                         error = %unavailable.0,
                         held = messages.len(),
-                        retry_in_ms = db_backoff.as_millis() as u64,
+                        retry_in_ms = delay.as_millis() as u64,
                         "database unavailable; holding the batch"
                     );
-                    tokio::select! {
-                        () = tokio::time::sleep(db_backoff) => {}
-                        () = self.shutdown.cancelled() => return Ok(false),
+                    if !backoff::pause(delay, self.shutdown).await {
+                        return Ok(false);
                     }
-                    db_backoff = (db_backoff * 2).min(MAX_DB_BACKOFF);
                 }
             }
         };
@@ -271,15 +273,27 @@ impl Session<'_> {
             } else {
                 reason.message.clone()
             };
-            if give_up {
-                metrics::counter!("regstat_worker_dead_letters_total", "kind" => reason.kind)
-                    .increment(1);
-                tracing::error!(error.kind = reason.kind, error = %message, attempts, "dead-lettering event");
-            } else {
-                metrics::counter!("regstat_worker_retries_total", "kind" => reason.kind)
-                    .increment(1);
-                tracing::warn!(error.kind = reason.kind, error = %message, attempts, exchange = %exchange, "event will be retried");
-            }
+            // The one log line of a failed event, where it is settled.
+            let span = tracing::info_span!(
+                "event",
+                event.id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str()),
+                correlation.id = incoming.correlation_id.as_deref(),
+            );
+            span.in_scope(|| {
+                if give_up {
+                    metrics::counter!("regstat_worker_dead_letters_total", "kind" => reason.kind)
+                        .increment(1);
+                    tracing::error!(error.kind = reason.kind, error = %message, attempts, "dead-lettering event");
+                } else {
+                    metrics::counter!("regstat_worker_retries_total", "kind" => reason.kind)
+                        .increment(1);
+                    tracing::warn!(error.kind = reason.kind, error = %message, attempts, exchange = %exchange, "event will be retried");
+                }
+            });
             let mut table = headers.clone().unwrap_or_default();
             table.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongLongInt(attempts));
             table.insert(ERROR_KIND_HEADER.into(), long_string(reason.kind));

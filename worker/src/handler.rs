@@ -6,15 +6,20 @@
 //! Per batch: decode every message; learn the content of newly pushed manifests (callbacks,
 //! concurrently); then, in one transaction, insert the events into the ledger and apply the
 //! effects of those that were new to the registry model.
+//!
+//! It decides outcomes and logs nothing about single events: a message that is retried or
+//! dead-lettered is logged once, where the consume loop settles it, in a span carrying its
+//! event id and correlation id.
 
 use crate::callbacks::{self, Failure};
-use crate::db;
-use crate::ledger::{self, LedgerRow};
-use crate::model::{Changes, ClientKind, Content, Known, ModelEvent, Wanted};
-use crate::registry::{Registries, Resolved};
+pub use crate::outcome::{Outcome, Reason};
 use chrono::{DateTime, Utc};
+use regstat_registry::{Registries, Resolved};
 use regstat_shared::config::Settings;
 use regstat_shared::event::Event;
+use regstat_store::db;
+use regstat_store::ledger::{self, Entry, LedgerRow};
+use regstat_store::model::{ClientKind, Content, Known, Wanted};
 use sqlx::PgPool;
 use std::collections::HashSet;
 
@@ -48,49 +53,6 @@ pub struct Incoming {
     pub correlation_id: Option<String>,
     /// When the receiver accepted the event.
     pub received_at: Option<DateTime<Utc>>,
-}
-
-/// What to do with one message once the batch is handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Durably recorded (or already recorded): acknowledge.
-    Ack,
-    /// Not recorded because something it needs is unavailable (the registry): try again later.
-    Retry(Reason),
-    /// Can never succeed (malformed, rejected by the database, refused by the registry).
-    DeadLetter(Reason),
-}
-
-/// Why an event was not recorded: a stable kind (header `x-regstat-error-kind`, metric label)
-/// and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason {
-    /// `invalid_event`, `database_rejected`, `registry_unavailable`, `registry_refused` or
-    /// `manifest_invalid`.
-    pub kind: &'static str,
-    /// What happened.
-    pub message: String,
-}
-
-impl Reason {
-    /// A reason of `kind`.
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// Whether the message mentions `text`.
-    pub fn contains(&self, text: &str) -> bool {
-        self.message.contains(text)
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
 }
 
 /// What a batch did, for metrics and logs.
@@ -144,7 +106,6 @@ pub async fn handle_batch(
                 });
             }
             Err(reason) => {
-                tracing::error!(%reason, "malformed message; dead-lettering it");
                 outcomes[position] = Outcome::DeadLetter(Reason::new("invalid_event", reason));
             }
         }
@@ -164,7 +125,6 @@ pub async fn handle_batch(
                         Ok(stored) => summary.stored += stored,
                         Err(error) if db::is_transient(&error) => return Err(Unavailable(error)),
                         Err(error) => {
-                            tracing::error!(event.id = %one.row.id, %error, "database rejected the event; dead-lettering it");
                             outcomes[one.position] = Outcome::DeadLetter(Reason::new(
                                 "database_rejected",
                                 format!("database rejected the event: {error}"),
@@ -228,7 +188,7 @@ async fn learn_contents(
         .collect();
     let wanted: Vec<Wanted<'_>> = targets.iter().map(|(_, w)| *w).collect();
     let mut known: Vec<Option<Known>> = vec![None; needed.len()];
-    let found = crate::model::known_contents_batch(&ctx.pool, &wanted)
+    let found = regstat_store::model::known_contents_batch(&ctx.pool, &wanted)
         .await
         .map_err(Unavailable)?;
     for ((i, _), content) in targets.iter().zip(found) {
@@ -251,49 +211,26 @@ async fn learn_contents(
                     p.content = content;
                 }
             }
-            Err(Failure::Retry(reason)) => {
-                tracing::warn!(%reason, "manifest content unavailable; the event will be retried");
-                outcomes[position] = Outcome::Retry(reason);
-            }
-            Err(Failure::Permanent(reason)) => {
-                tracing::error!(%reason, "manifest content refused; dead-lettering the event");
-                outcomes[position] = Outcome::DeadLetter(reason);
-            }
+            Err(Failure::Retry(reason)) => outcomes[position] = Outcome::Retry(reason),
+            Err(Failure::Permanent(reason)) => outcomes[position] = Outcome::DeadLetter(reason),
         }
     }
     Ok(())
 }
 
-/// Writes events in one transaction: ledger rows, then the effects of the new ones. Returns
-/// how many were new.
+/// Records events with their effects in one transaction; returns how many were new.
 async fn write(ctx: &Context, pending: &[Pending]) -> Result<usize, sqlx::Error> {
-    // Sorted by id, like the state tables by key, so concurrent workers take row locks in
-    // the same order and cannot deadlock on overlapping batches.
-    let mut rows: Vec<LedgerRow> = pending.iter().map(|p| p.row.clone()).collect();
-    rows.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut tx = ctx.pool.begin().await?;
-    let inserted: HashSet<String> = ledger::insert(&mut tx, &rows).await?.into_iter().collect();
-    let mut changes = Changes::default();
-    let mut applied = HashSet::new();
-    for p in pending {
-        // Each new id once, even if the batch holds it twice.
-        if inserted.contains(&p.row.id) && applied.insert(p.row.id.as_str()) {
-            changes.record(&ModelEvent {
-                id: &p.row.id,
-                event: &p.event,
-                registry: &p.registry,
-                at: p.row.occurred_at,
-                client: ClientKind::of(p.event.request.useragent.as_deref(), &ctx.system_agents),
-                content: p.content.as_ref(),
-            });
-        }
-    }
-    crate::model::apply(&mut tx, &changes).await?;
-    tx.commit().await?;
-    for id in &inserted {
-        tracing::debug!(event.id = %id, "event recorded");
-    }
-    Ok(inserted.len())
+    let entries: Vec<Entry<'_>> = pending
+        .iter()
+        .map(|p| Entry {
+            row: &p.row,
+            event: &p.event,
+            registry: &p.registry,
+            client: ClientKind::of(p.event.request.useragent.as_deref(), &ctx.system_agents),
+            content: p.content.as_ref(),
+        })
+        .collect();
+    ledger::record(&ctx.pool, &entries).await
 }
 
 /// Turns a message into a ledger row and its parsed event, or says why it can never be one.

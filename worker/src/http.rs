@@ -72,12 +72,7 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(state: web::Data<State>) -> HttpResponse {
     let consuming = state.readiness.is_consuming();
-    let database = tokio::time::timeout(
-        READY_DB_TIMEOUT,
-        sqlx::query("SELECT 1").execute(&state.pool),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let database = regstat_store::db::ping(&state.pool, READY_DB_TIMEOUT).await;
     let body = json!({
         "status": if consuming && database { "ready" } else { "not ready" },
         "broker": if consuming { "consuming" } else { "not consuming" },
@@ -96,7 +91,7 @@ async fn render_metrics() -> HttpResponse {
         .body(regstat_shared::metrics::render())
 }
 
-/// Refreshes the queue and ledger gauges every [`POLL_INTERVAL`] on `channel` until it fails.
+/// Refreshes the queue and ledger gauges every 15 s on `channel` until it fails.
 pub async fn poll_gauges(channel: lapin::Channel, topology: Topology, pool: PgPool) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     loop {
@@ -119,7 +114,7 @@ pub async fn poll_gauges(channel: lapin::Channel, topology: Topology, pool: PgPo
                 .set(f64::from(queue.consumer_count()));
         }
         // The planner's estimate, summed over partitions: exact enough for a gauge, and free.
-        let estimate = crate::ledger::estimated_len(&pool).await;
+        let estimate = regstat_store::ledger::estimated_len(&pool).await;
         if let Ok(rows) = estimate {
             metrics::gauge!("regstat_ledger_events_estimate").set(rows.max(0) as f64);
         }

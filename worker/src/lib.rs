@@ -1,38 +1,30 @@
-//! regstat's worker: consumes registry events from RabbitMQ and records them in PostgreSQL.
+//! regstat's worker daemon: consumes registry events from RabbitMQ, calls registries back for
+//! the content of pushed manifests, and records both in PostgreSQL (through
+//! [`regstat_store`]).
 //!
 //! # Layout
-//! - [`admin`]: the operator's tools behind the `regstat` command (dead letters, status).
-//! - [`callbacks`]: learning a pushed manifest's content (known, fetched, or from the event).
-//! - [`consumer`]: the consume loop (connections, batching, acks, reconnects).
-//! - [`handler`]: the unit of work, one batch in, one [`handler::Outcome`] per message out;
+//! - [`consumer`]: the consume loop (connections, batching, settling: acks, retries, dead
+//!   letters, each failed event logged once; reconnects).
+//! - [`handler`]: the unit of work, one batch in, one [`Outcome`] per message out;
 //!   broker-free, so tests call it directly.
+//! - [`callbacks`]: learning a pushed manifest's content (known, fetched through
+//!   [`regstat_registry`], or from the event).
+//! - [`outcome`]: [`Outcome`] and [`outcome::Reason`], below both of the above.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, and the polled queue and ledger gauges.
-//! - [`ledger`]: the `regstat.events` table.
-//! - [`retention`]: the ledger's partitions, retention and dedupe window (`regstat ledger
-//!   prune`, and the worker's periodic maintenance).
-//! - [`model`]: what each event changes in the derived registry state.
-//! - [`db`]: the connection pool, migrations, and which database errors are transient.
-//! - [`reports`]: `regstat report NAME`: the report views and functions, rendered.
-//! - [`registry`]: calling registries back for manifests and image configs (auth, TLS,
-//!   verification, caching), and resolving an event's host to a registry.
-//! - [`sync`]: `regstat sync`: backfill and reconciliation from a registry's catalog and tag
-//!   lists, recorded as observations and tombstones.
+//! - this file: [`run`], which migrates (when configured), maintains the ledger hourly and
+//!   consumes until shutdown.
 
-pub mod admin;
 pub mod callbacks;
 pub mod consumer;
-pub mod db;
 pub mod handler;
 pub mod http;
-pub mod ledger;
-pub mod model;
-pub mod registry;
-pub mod reports;
-pub mod retention;
-pub mod sync;
+pub mod outcome;
+
+pub use outcome::Outcome;
 
 use anyhow::Context;
 use regstat_shared::config::Settings;
+use regstat_store::{db, retention};
 use tokio_util::sync::CancellationToken;
 
 /// Runs a worker until `shutdown` is cancelled, serving health and metrics on
@@ -69,22 +61,12 @@ async fn migrate_and_consume(
     readiness: std::sync::Arc<http::Readiness>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    if settings.database.migrate_on_start {
-        let mut backoff = std::time::Duration::from_millis(200);
-        loop {
-            match db::migrate(pool).await {
-                Ok(()) => break,
-                Err(sqlx::migrate::MigrateError::Execute(error)) if db::is_transient(&error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "database unavailable; cannot migrate yet");
-                }
-                Err(error) => return Err(error).context("applying migrations"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.cancelled() => return Ok(()),
-            }
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-        }
+    if settings.database.migrate_on_start
+        && !db::migrate_when_reachable(pool, &shutdown)
+            .await
+            .context("applying migrations")?
+    {
+        return Ok(());
     }
     let maintenance = tokio::spawn(maintain_ledger(
         pool.clone(),

@@ -11,14 +11,14 @@ use chrono::{Duration as Age, Utc};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::{BasicProperties, Connection};
+use regstat_cli::admin;
+use regstat_cli::admin::letter::DeadLetter;
 use regstat_shared::config::Settings;
 use regstat_shared::testkit::TestBroker;
 use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
     RECEIVED_AT_HEADER,
 };
-use regstat_worker::admin;
-use regstat_worker::admin::letter::DeadLetter;
 use serde_json::json;
 use std::time::Duration;
 

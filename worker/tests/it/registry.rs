@@ -1,4 +1,4 @@
-//! The registry client (`regstat_worker::registry`) against a real distribution registry
+//! The registry client (`regstat_registry`) against a real distribution registry
 //! (Debian's `docker-registry`, fed by skopeo: plain, htpasswd and TLS), and against small
 //! in-process servers where a real registry cannot show the behaviour (token auth, storage
 //! redirects, failures).

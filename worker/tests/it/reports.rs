@@ -2,8 +2,8 @@
 //! handler. (The end-to-end model test checks the same views against a real registry.)
 
 use crate::helpers::{TestDb, context, fixture_bodies};
+use regstat_store::reports::{Filters, Report, run};
 use regstat_worker::handler::{Incoming, handle_batch};
-use regstat_worker::reports::{Filters, Report, run};
 use serde_json::{Value, json};
 
 /// No registry is configured, so events keep the Host their clients used.

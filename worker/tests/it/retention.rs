@@ -5,8 +5,8 @@
 use crate::helpers::{TestDb, context};
 use chrono::{DateTime, Duration, Utc};
 use regstat_shared::config::{LedgerSettings, PartitionInterval, Settings};
+use regstat_store::retention;
 use regstat_worker::handler::{Incoming, Outcome, handle_batch};
-use regstat_worker::retention;
 
 /// The migration that partitions the ledger.
 const PARTITIONED: i64 = 20261122000006;
@@ -173,13 +173,13 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let before = regstat_worker::db::MIGRATOR
+    let before = regstat_store::db::MIGRATOR
         .iter()
         .map(|m| m.version)
         .filter(|v| *v < PARTITIONED)
         .max()
         .unwrap();
-    regstat_worker::db::MIGRATOR
+    regstat_store::db::MIGRATOR
         .run_to(before, &db.pool)
         .await
         .unwrap();
@@ -212,7 +212,7 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
         sqlx::query_scalar(rows).fetch_all(&db.pool).await.unwrap();
     let state = blobs(&db).await;
 
-    regstat_worker::db::migrate(&db.pool).await.unwrap();
+    regstat_store::db::migrate(&db.pool).await.unwrap();
 
     let after: Vec<serde_json::Value> = sqlx::query_scalar(rows).fetch_all(&db.pool).await.unwrap();
     assert_eq!(after, ledger, "every row, every column, unchanged");
@@ -499,16 +499,16 @@ async fn an_event_older_than_the_dedupe_horizon_is_refused_rather_than_counted_t
     ))
     .unwrap()
     .0;
-    let error = regstat_worker::ledger::insert(&mut tx, &[row])
+    let error = regstat_store::ledger::insert(&mut tx, &[row])
         .await
         .unwrap_err();
     let code = error.as_database_error().and_then(|e| e.code());
     assert_eq!(
         code.as_deref(),
-        Some(regstat_worker::ledger::BEYOND_DEDUPE_HORIZON)
+        Some(regstat_store::ledger::BEYOND_DEDUPE_HORIZON)
     );
     assert!(
-        !regstat_worker::db::is_transient(&error),
+        !regstat_store::db::is_transient(&error),
         "not retried forever"
     );
     drop(tx);

@@ -69,7 +69,7 @@ fn the_worker_never_logs_secrets() {
 /// The CLI's errors name what failed, not the password.
 #[test]
 fn cli_errors_never_show_secrets() {
-    let output = Command::new(env!("CARGO_BIN_EXE_regstat"))
+    let output = Command::new(regstat_shared::testkit::workspace_binary("regstat"))
         .arg("migrate")
         .env(
             "REGSTAT__DATABASE__URL",

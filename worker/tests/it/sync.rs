@@ -1,4 +1,4 @@
-//! `regstat sync` (`regstat_worker::sync`) against a real registry (Debian's
+//! `regstat sync` (`regstat_cli::sync`) against a real registry (Debian's
 //! `docker-registry`, fed by skopeo, sending no notifications) and a real PostgreSQL: backfill,
 //! repeatability, what the registry no longer has (deletes, `garbage-collect`, repositories).
 //! `dry_run` checks `--dry-run`, `events` order-independence with events, `pagination` paginated
@@ -13,8 +13,8 @@ use crate::support::{
     Layout, OCI_INDEX, OCI_MANIFEST, OciLayout, RegistryOptions, Scratch, build_oci_layout,
     callbacks, require_tools, run, settings, skopeo,
 };
-use regstat_worker::registry::RegistryClient;
-use regstat_worker::sync::{MovedTag, Progress, SyncOptions, SyncReport, sync};
+use regstat_cli::sync::{MovedTag, Progress, SyncOptions, SyncReport, sync};
+use regstat_registry::RegistryClient;
 
 /// The registry's canonical name in regstat.
 const REGISTRY: &str = "sync";

@@ -8,13 +8,13 @@ use crate::helpers::{TestDb, TestWorker};
 use chrono::Duration as Age;
 use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicNackOptions};
+use regstat_cli::admin::dlq::{self, DeadLetterQueue, Selection};
+use regstat_cli::admin::output;
 use regstat_shared::testkit::{TestBroker, eventually};
 use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
     RECEIVED_AT_HEADER, header_i64, header_str,
 };
-use regstat_worker::admin::dlq::{self, DeadLetterQueue, Selection};
-use regstat_worker::admin::output;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,9 +7,9 @@ use super::{
 use crate::helpers::{TestDb, TestWorker};
 use chrono::Duration as Age;
 use lapin::BasicProperties;
+use regstat_cli::admin::{output, status};
 use regstat_shared::testkit::{TestBroker, eventually};
 use regstat_shared::topology::Topology;
-use regstat_worker::admin::{output, status};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +133,9 @@ async fn a_large_ledger_is_estimated_not_counted() {
     }
     let mut conn = db.pool.acquire().await.unwrap();
     assert_eq!(
-        status::ledger_size(&mut conn, 2).await.unwrap(),
+        regstat_store::status::ledger_size(&mut conn, 2)
+            .await
+            .unwrap(),
         (3, false),
         "never analysed"
     );
@@ -141,13 +143,24 @@ async fn a_large_ledger_is_estimated_not_counted() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    assert_eq!(status::ledger_size(&mut conn, 2).await.unwrap(), (3, true));
-    assert_eq!(status::ledger_size(&mut conn, 3).await.unwrap(), (3, false));
+    assert_eq!(
+        regstat_store::status::ledger_size(&mut conn, 2)
+            .await
+            .unwrap(),
+        (3, true)
+    );
+    assert_eq!(
+        regstat_store::status::ledger_size(&mut conn, 3)
+            .await
+            .unwrap(),
+        (3, false)
+    );
 }
 
 /// Runs the real `regstat` binary against the test services.
 async fn regstat(db: &TestDb, broker: &TestBroker, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_regstat"));
+    let mut command =
+        std::process::Command::new(regstat_shared::testkit::workspace_binary("regstat"));
     command
         .args(args)
         .env_remove("REGSTAT_CONFIG")

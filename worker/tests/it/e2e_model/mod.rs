@@ -131,10 +131,10 @@ async fn scenario(variant: Variant) {
 /// the digest it serves, with the platforms of what was pushed.
 async fn images_report(pipeline: &Pipeline, run: &drive::Run) {
     let mut connection = pipeline.db.pool.acquire().await.unwrap();
-    let rows = regstat_worker::reports::run(
+    let rows = regstat_store::reports::run(
         &mut connection,
-        &regstat_worker::reports::Report::Images,
-        &regstat_worker::reports::Filters::default(),
+        &regstat_store::reports::Report::Images,
+        &regstat_store::reports::Filters::default(),
     )
     .await
     .unwrap();

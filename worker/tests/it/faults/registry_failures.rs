@@ -186,7 +186,7 @@ async fn a_registry_down_for_good_dead_letters_and_dlq_replay_records_them_after
 
     setup.registry.state.set_behaviour(Behaviour::Normal);
     let recovered = Instant::now();
-    let replay = Command::new(env!("CARGO_BIN_EXE_regstat"))
+    let replay = Command::new(regstat_shared::testkit::workspace_binary("regstat"))
         .args(["dlq", "replay", "--all"])
         .env_clear()
         .env("REGSTAT__AMQP__URL", testkit::amqp_url())

@@ -3,8 +3,8 @@
 
 use super::fake::{Auth, Behaviour, FakeRegistry};
 use super::support::{OCI_MANIFEST, callbacks, free_port, settings, sha256};
+use regstat_registry::{FetchError, RegistryClient};
 use regstat_shared::config::CallbackSettings;
-use regstat_worker::registry::{FetchError, RegistryClient};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

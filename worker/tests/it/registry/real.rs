@@ -5,8 +5,8 @@ use super::support::{
     require_tools, settings, sha256, skopeo,
 };
 use base64::Engine as _;
+use regstat_registry::{Descriptor, FetchError, ManifestKind, Platform, RegistryClient};
 use regstat_shared::config::RegistrySettings;
-use regstat_worker::registry::{Descriptor, FetchError, ManifestKind, Platform, RegistryClient};
 use serde_json::json;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";

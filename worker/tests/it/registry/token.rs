@@ -4,8 +4,8 @@
 
 use super::fake::{Auth, FakeRegistry, Storage, TokenPolicy, TokenServer, basic};
 use super::support::{OCI_CONFIG, OCI_MANIFEST, callbacks, settings, sha256};
+use regstat_registry::{FetchError, ManifestKind, RegistryClient};
 use regstat_shared::config::RegistrySettings;
-use regstat_worker::registry::{FetchError, ManifestKind, RegistryClient};
 use serde_json::json;
 
 /// An OCI manifest (and its config) the fake registry serves; returns (manifest digest,

@@ -1,7 +1,7 @@
 //! `--dry-run`: the differences a sync would make, and nothing written.
 
 use super::{Setup, SyncReport, quiet, snapshot};
-use regstat_worker::sync::SyncOptions;
+use regstat_cli::sync::SyncOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_reports_the_differences_and_writes_nothing() {

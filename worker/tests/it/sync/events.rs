@@ -5,9 +5,9 @@
 use super::{LiveTag, REGISTRY, Setup, live_tags, quiet, tag};
 use crate::helpers::TestDb;
 use chrono::{DateTime, Duration, Utc};
+use regstat_cli::sync::sync;
 use regstat_shared::config::Settings;
 use regstat_worker::handler::{Context, Incoming, Outcome, handle_batch};
-use regstat_worker::sync::sync;
 use serde_json::json;
 
 /// A handler context where the test registry is configured, so events from its host are

@@ -1,0 +1,216 @@
+//! The event ledger: `regstat.events`, one row per distinct event id, and `regstat.event_ids`,
+//! where an id's uniqueness is decided.
+//!
+//! The ledger is range-partitioned by `received_at` (so its primary key is `(id, received_at)`
+//! and cannot make `id` unique); [`insert`] admits each id through `regstat.event_ids` first
+//! and writes ledger rows for the admitted ids only, in one statement. Partitions and
+//! retention are [`crate::retention`]'s.
+
+use crate::model::{Changes, ClientKind, Content, ModelEvent};
+use chrono::{DateTime, Utc};
+use regstat_shared::event::Event;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashSet;
+
+/// SQLSTATE of the database's refusal to admit an unknown event id received before the dedupe
+/// horizon (its id may have been recorded and forgotten since): see [`insert`]. Not transient:
+/// the event is dead-lettered again rather than counted twice.
+pub const BEYOND_DEDUPE_HORIZON: &str = "RS001";
+
+/// One ledger row, decoded from a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    /// Event id: unique in the ledger (decided by `regstat.event_ids`, see [`insert`]).
+    pub id: String,
+    /// Event timestamp, or `received_at` when absent.
+    pub occurred_at: DateTime<Utc>,
+    /// Action as sent (`push`, `pull`, ... or unknown).
+    pub action: String,
+    /// `target.mediaType`.
+    pub media_type: Option<String>,
+    /// `target.digest`.
+    pub digest: Option<String>,
+    /// `target.size`.
+    pub size: Option<i64>,
+    /// `target.repository`.
+    pub repository: Option<String>,
+    /// `target.tag`.
+    pub tag: Option<String>,
+    /// `target.fromRepository` (mounts).
+    pub from_repository: Option<String>,
+    /// `actor.name`.
+    pub actor: Option<String>,
+    /// `request.id`.
+    pub request_id: Option<String>,
+    /// `request.addr`.
+    pub request_addr: Option<String>,
+    /// `request.host`.
+    pub request_host: Option<String>,
+    /// `request.method`.
+    pub request_method: Option<String>,
+    /// `request.useragent`.
+    pub request_useragent: Option<String>,
+    /// `source.addr`.
+    pub source_addr: Option<String>,
+    /// `source.instanceID`.
+    pub source_instance_id: Option<String>,
+    /// When the receiver accepted the event.
+    pub received_at: DateTime<Utc>,
+    /// The receiver's request id.
+    pub correlation_id: Option<String>,
+    /// The event JSON as received.
+    pub raw: String,
+}
+
+/// One event to record: its ledger row and what the model needs to apply its effects.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The ledger row.
+    pub row: &'a LedgerRow,
+    /// The parsed event.
+    pub event: &'a Event,
+    /// Canonical registry name.
+    pub registry: &'a str,
+    /// Who made the request.
+    pub client: ClientKind,
+    /// Manifest content for a pushed manifest, if known.
+    pub content: Option<&'a Content>,
+}
+
+/// Records events in one transaction: ledger rows for the ids not recorded yet ([`insert`]),
+/// then the effects on the registry model of exactly those, each id once even if `entries`
+/// holds it twice. Returns how many were new.
+pub async fn record(pool: &PgPool, entries: &[Entry<'_>]) -> Result<usize, sqlx::Error> {
+    // Sorted by id, like the state tables by key, so concurrent workers take row locks in
+    // the same order and cannot deadlock on overlapping batches.
+    let mut rows: Vec<LedgerRow> = entries.iter().map(|e| e.row.clone()).collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut tx = pool.begin().await?;
+    let inserted: HashSet<String> = insert(&mut tx, &rows).await?.into_iter().collect();
+    let mut changes = Changes::default();
+    let mut applied = HashSet::new();
+    for entry in entries {
+        let id = entry.row.id.as_str();
+        if inserted.contains(id) && applied.insert(id) {
+            changes.record(&ModelEvent {
+                id,
+                event: entry.event,
+                registry: entry.registry,
+                at: entry.row.occurred_at,
+                client: entry.client,
+                content: entry.content,
+            });
+        }
+    }
+    crate::model::apply(&mut tx, &changes).await?;
+    tx.commit().await?;
+    for id in &inserted {
+        tracing::debug!(event.id = %id, "event recorded");
+    }
+    Ok(inserted.len())
+}
+
+/// Inserts rows whose id is not recorded yet, in one statement, and returns the ids that were
+/// new. Ids already recorded (redeliveries, registry retries) are left untouched; an id twice
+/// in `rows` is new once, with its first row.
+///
+/// The id is admitted by `regstat.event_ids` (`ON CONFLICT (id) DO NOTHING`), and only admitted
+/// ids get a ledger row, so the returned ids are exactly those whose effects must be applied in
+/// the same transaction. An event received before the dedupe horizon (its id may have been
+/// pruned) whose id is not known makes the statement fail with [`BEYOND_DEDUPE_HORIZON`]: see
+/// docs/MODEL.md, "Ledger retention".
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[LedgerRow],
+) -> Result<Vec<String>, sqlx::Error> {
+    // Column arrays for UNNEST: one round trip whatever the batch size.
+    sqlx::query_scalar(
+        "WITH batch AS (
+             -- The first row of each id, in the caller's order.
+             SELECT DISTINCT ON (id) *
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                         $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                         $16::text[], $17::text[], $18::timestamptz[], $19::text[], $20::text[])
+                  WITH ORDINALITY
+                  AS t(id, occurred_at, action, media_type, digest, size, repository, tag,
+                       from_repository, actor, request_id, request_addr, request_host,
+                       request_method, request_useragent, source_addr, source_instance_id,
+                       received_at, correlation_id, raw, position)
+             ORDER BY id, position
+         ), admitted AS (
+             INSERT INTO regstat.event_ids (id, received_at)
+             SELECT id, received_at FROM batch ORDER BY id
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id
+         ), stored AS (
+             INSERT INTO regstat.events (
+                 id, occurred_at, action, media_type, digest, size, repository, tag,
+                 from_repository, actor, request_id, request_addr, request_host,
+                 request_method, request_useragent, source_addr, source_instance_id,
+                 received_at, correlation_id, raw)
+             SELECT id, occurred_at, action, media_type, digest, size, repository, tag,
+                    from_repository, actor, request_id, request_addr, request_host,
+                    request_method, request_useragent, source_addr, source_instance_id,
+                    received_at, correlation_id, raw::jsonb
+             FROM batch JOIN admitted USING (id)
+             RETURNING id
+         )
+         SELECT id FROM stored",
+    )
+    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
+    .bind(texts(rows, |r| r.media_type.as_deref()))
+    .bind(texts(rows, |r| r.digest.as_deref()))
+    .bind(rows.iter().map(|r| r.size).collect::<Vec<_>>())
+    .bind(texts(rows, |r| r.repository.as_deref()))
+    .bind(texts(rows, |r| r.tag.as_deref()))
+    .bind(texts(rows, |r| r.from_repository.as_deref()))
+    .bind(texts(rows, |r| r.actor.as_deref()))
+    .bind(texts(rows, |r| r.request_id.as_deref()))
+    .bind(texts(rows, |r| r.request_addr.as_deref()))
+    .bind(texts(rows, |r| r.request_host.as_deref()))
+    .bind(texts(rows, |r| r.request_method.as_deref()))
+    .bind(texts(rows, |r| r.request_useragent.as_deref()))
+    .bind(texts(rows, |r| r.source_addr.as_deref()))
+    .bind(texts(rows, |r| r.source_instance_id.as_deref()))
+    .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+    .bind(texts(rows, |r| r.correlation_id.as_deref()))
+    .bind(rows.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// One optional text column of `rows`, borrowed.
+fn texts<'a>(
+    rows: &'a [LedgerRow],
+    field: impl Fn(&'a LedgerRow) -> Option<&'a str>,
+) -> Vec<Option<&'a str>> {
+    rows.iter().map(field).collect()
+}
+
+/// Which of `ids` are already recorded (in `regstat.event_ids`, which remembers an id at least
+/// as long as its ledger row).
+pub async fn recorded(pool: &sqlx::PgPool, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM regstat.event_ids WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+/// The number of ledger rows as the planner estimates it: the sum over the table's leaf
+/// partitions (a partitioned parent holds no rows, and its own `reltuples` is only set by a
+/// manual `ANALYZE`; `pg_partition_tree` lists nothing for a plain table, which counts
+/// itself). Cheap on any size; partitions never vacuumed or analysed (`reltuples` -1) count 0.
+pub async fn estimated_len<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint
+         FROM pg_class c
+         WHERE c.relkind = 'r'
+           AND (c.oid = 'regstat.events'::regclass
+                OR c.oid IN (SELECT relid FROM pg_partition_tree('regstat.events'::regclass)))",
+    )
+    .fetch_one(db)
+    .await
+}

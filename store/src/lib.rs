@@ -1,0 +1,29 @@
+//! regstat's PostgreSQL store: everything that reads or writes the database. No other crate
+//! holds SQL.
+//!
+//! # Layout
+//! - [`db`]: connections, migrations (the workspace's `migrations/`), and which database errors
+//!   are transient.
+//! - [`ledger`]: `regstat.events`, one row per distinct event id, and recording a batch of
+//!   events with their effects in one transaction.
+//! - [`model`]: what each event, and each observation of `regstat sync`, changes in the derived
+//!   registry state (tags, manifests, references, blobs, pulls, deletions, actors), coalesced
+//!   and written with one set-based upsert per table; content already known.
+//! - [`retention`]: the ledger's partitions, retention and dedupe window.
+//! - [`reports`]: the report views and functions behind `regstat report`.
+//! - [`status`]: the ledger's size and freshness (`regstat status`).
+//! - [`sync`]: what `regstat sync` reads of the state it reconciles.
+//! - [`measure`]: whole-ledger counts for the benchmark's checks.
+//! - `testkit` (feature `testkit`): a migrated database per test, dropped afterwards.
+
+pub mod db;
+pub mod ledger;
+pub mod measure;
+pub mod model;
+pub mod reports;
+pub mod retention;
+pub mod status;
+pub mod sync;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

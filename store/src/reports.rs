@@ -1,0 +1,270 @@
+//! The reports behind `regstat report NAME`: each report is a view or function of schema
+//! `regstat` (migration `..._reports.sql`), read as JSON rows so that table, JSON and CSV
+//! output show the same data.
+//!
+//! JSON rows have the view's snake_case column names; times are RFC 3339 in UTC.
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+/// One report with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Every live tag → digest, media type, platforms, size, pushed, last pulled, pulls.
+    Images,
+    /// Per repository: tags, manifests, pushes, pulls, first/last push and pull, actors.
+    Repositories,
+    /// Live blob count and bytes, per repository and per registry.
+    Blobs,
+    /// Images pushed more than `days` days ago.
+    Stale {
+        /// Age threshold.
+        days: i32,
+    },
+    /// Images not pulled for `days` days (never pulled: counted from their push).
+    Unpulled {
+        /// Age threshold.
+        days: i32,
+    },
+    /// Blobs no live manifest references, linked more than `grace_secs` ago.
+    OrphanedBlobs {
+        /// Grace window for layers whose manifest has not arrived yet.
+        grace_secs: i64,
+    },
+    /// Live manifests referencing blobs their repository no longer has.
+    MissingBlobs,
+    /// Manifests with the most live tags.
+    MostTags {
+        /// Rows.
+        limit: i64,
+    },
+    /// Tags by pulls in the last `days` days.
+    TopPulled {
+        /// Window.
+        days: i32,
+        /// Rows.
+        limit: i64,
+    },
+    /// Image pulls per day in the last `days` days.
+    Pulls {
+        /// Window.
+        days: i32,
+    },
+    /// Image pulls per platform in the last `days` days.
+    Architectures {
+        /// Window.
+        days: i32,
+    },
+    /// Who pushed and pulled what, how often, when last.
+    Actors,
+    /// Pushes, pulls, mounts and deletes from the ledger.
+    History {
+        /// Exact repository.
+        repository: String,
+        /// Only this tag.
+        tag: Option<String>,
+        /// Only this actor.
+        actor: Option<String>,
+        /// Only since then (RFC 3339).
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Rows.
+        limit: i64,
+    },
+    /// The deletion audit trail.
+    Deleted {
+        /// Only since then.
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// Filters that apply to every report with registry and repository columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Exact canonical registry name.
+    pub registry: Option<String>,
+    /// A repository prefix (`lab` matches `lab` and `lab/...`) or a glob (`lab/*-api`).
+    pub repository: Option<String>,
+}
+
+/// Runs a report and returns its rows as JSON objects, in the report's order.
+pub async fn run(
+    connection: &mut PgConnection,
+    report: &Report,
+    filters: &Filters,
+) -> Result<Vec<serde_json::Value>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT coalesce(json_agg(r ORDER BY ");
+    query.push(order_by(report));
+    query.push("), '[]'::json) FROM (SELECT * FROM ");
+    source(&mut query, report);
+    query.push(" WHERE true");
+    conditions(&mut query, report);
+    if let Some(registry) = &filters.registry {
+        query.push(" AND registry = ").push_bind(registry.clone());
+    }
+    if let (Some(pattern), true) = (&filters.repository, has_repository(report)) {
+        push_repository_filter(&mut query, pattern);
+    }
+    if let Some(limit) = limit(report) {
+        query.push(" ORDER BY ").push(order_by(report));
+        query.push(" LIMIT ").push_bind(limit);
+    }
+    query.push(") r");
+
+    // Render times in UTC whatever the server's default.
+    sqlx::query("SET TIME ZONE 'UTC'")
+        .execute(&mut *connection)
+        .await?;
+    let rows: serde_json::Value = query
+        .build_query_scalar()
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(match rows {
+        serde_json::Value::Array(rows) => rows,
+        _ => Vec::new(),
+    })
+}
+
+fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
+    match report {
+        Report::Images => {
+            query.push("regstat.report_images");
+        }
+        Report::Repositories => {
+            query.push("regstat.report_repositories");
+        }
+        Report::Blobs => {
+            query.push("regstat.report_blobs");
+        }
+        Report::Stale { days } => {
+            query
+                .push("regstat.stale_images(")
+                .push_bind(*days)
+                .push(")");
+        }
+        Report::Unpulled { days } => {
+            query
+                .push("regstat.unpulled_images(")
+                .push_bind(*days)
+                .push(")");
+        }
+        Report::OrphanedBlobs { grace_secs } => {
+            query
+                .push("regstat.orphaned_blobs(make_interval(secs => ")
+                .push_bind(*grace_secs as f64)
+                .push("))");
+        }
+        Report::MissingBlobs => {
+            query.push("regstat.report_missing_blobs");
+        }
+        Report::MostTags { .. } => {
+            query.push("regstat.report_most_tags");
+        }
+        Report::TopPulled { days, .. } => {
+            query.push("regstat.top_pulled(").push_bind(*days).push(")");
+        }
+        Report::Pulls { days } => {
+            query
+                .push("regstat.pulls_per_day(")
+                .push_bind(*days)
+                .push(")");
+        }
+        Report::Architectures { days } => {
+            query
+                .push("regstat.pulls_by_platform(")
+                .push_bind(*days)
+                .push(")");
+        }
+        Report::Actors => {
+            query.push("regstat.actors");
+        }
+        Report::History { .. } => {
+            query.push("regstat.report_history");
+        }
+        Report::Deleted { .. } => {
+            query.push("regstat.deletion_log");
+        }
+    }
+}
+
+/// Conditions that belong to a report's own parameters.
+fn conditions(query: &mut QueryBuilder<Postgres>, report: &Report) {
+    match report {
+        Report::History {
+            repository,
+            tag,
+            actor,
+            since,
+            ..
+        } => {
+            query
+                .push(" AND repository = ")
+                .push_bind(repository.clone());
+            if let Some(tag) = tag {
+                query.push(" AND tag = ").push_bind(tag.clone());
+            }
+            if let Some(actor) = actor {
+                query.push(" AND actor = ").push_bind(actor.clone());
+            }
+            if let Some(since) = since {
+                query.push(" AND occurred_at >= ").push_bind(*since);
+            }
+        }
+        Report::Deleted { since: Some(since) } => {
+            query.push(" AND deleted_at >= ").push_bind(*since);
+        }
+        _ => {}
+    }
+}
+
+fn order_by(report: &Report) -> &'static str {
+    match report {
+        Report::Images | Report::Stale { .. } | Report::Unpulled { .. } => {
+            "registry, repository, tag"
+        }
+        Report::Repositories | Report::Blobs => "registry, repository NULLS FIRST",
+        Report::OrphanedBlobs { .. } => "registry, repository, last_pushed_at",
+        Report::MissingBlobs => "registry, repository, manifest_digest, blob_digest",
+        Report::MostTags { .. } => "tags DESC, registry, repository, digest",
+        Report::TopPulled { .. } => "pulls DESC, registry, repository, tag",
+        Report::Pulls { .. } => "day, registry",
+        Report::Architectures { .. } => "pulls DESC, registry, architecture",
+        Report::Actors => "registry, repository, actor, action",
+        Report::History { .. } => "occurred_at DESC, event_id",
+        Report::Deleted { .. } => "deleted_at DESC, event_id",
+    }
+}
+
+fn limit(report: &Report) -> Option<i64> {
+    match report {
+        Report::MostTags { limit }
+        | Report::TopPulled { limit, .. }
+        | Report::History { limit, .. } => Some(*limit),
+        _ => None,
+    }
+}
+
+/// Whether the report's rows have a `repository` column to filter on.
+fn has_repository(report: &Report) -> bool {
+    !matches!(
+        report,
+        Report::Pulls { .. } | Report::Architectures { .. } | Report::History { .. }
+    )
+}
+
+/// `lab` matches `lab` and everything under `lab/`; `*` and `?` make it a glob.
+fn push_repository_filter(query: &mut QueryBuilder<Postgres>, pattern: &str) {
+    let escaped = pattern
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    if pattern.contains(['*', '?']) {
+        let like = escaped.replace('*', "%").replace('?', "_");
+        query.push(" AND repository LIKE ").push_bind(like);
+    } else {
+        query
+            .push(" AND (repository = ")
+            .push_bind(pattern.to_owned())
+            .push(" OR repository LIKE ")
+            .push_bind(format!("{escaped}/%"))
+            .push(")");
+    }
+}
