@@ -367,17 +367,9 @@ async fn machine(services: &Services) -> Vec<(String, String)> {
         .unwrap_or_else(|| "unknown".to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or("unknown".to_owned(), |k| k.trim().to_owned());
-    let postgres = match sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&services.database_admin_url)
+    let postgres = regstat_store::databases::server_version(&services.database_admin_url)
         .await
-    {
-        Ok(pool) => sqlx::query_scalar::<_, String>("SHOW server_version")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or_else(|_| "unknown".to_owned()),
-        Err(_) => "unknown".to_owned(),
-    };
+        .unwrap_or_else(|_| "unknown".to_owned());
     let rabbitmq = std::process::Command::new("rabbitmqctl")
         .args(["version"])
         .output()

@@ -8,8 +8,9 @@ use anyhow::{Context as _, bail};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 use regstat_shared::topology::Topology;
+use regstat_store::databases;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -103,23 +104,14 @@ impl Stack {
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
 
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&services.database_admin_url)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {database}")))
-            .execute(&admin)
-            .await?;
-        if services.log_statements {
-            // Every statement and its duration in the server log, for profiling.
-            sqlx::query(AssertSqlSafe(format!(
-                "ALTER DATABASE {database} SET log_min_duration_statement = 0"
-            )))
-            .execute(&admin)
-            .await?;
-        }
-        admin.close().await;
-        let database_url = database_url(&services.database_admin_url, &database)?;
+        databases::create(
+            &services.database_admin_url,
+            &database,
+            services.log_statements,
+        )
+        .await?;
+        let database_url = databases::url_of(&services.database_admin_url, &database)
+            .map_err(anyhow::Error::msg)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect(&database_url)
@@ -311,16 +303,7 @@ impl Stack {
         }
         self.delete_topology().await;
         self.pool.close().await;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.services.database_admin_url)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.database
-        )))
-        .execute(&admin)
-        .await?;
+        databases::drop_database(&self.services.database_admin_url, &self.database).await?;
         let _ = std::fs::remove_file(&self.config_file);
         Ok(())
     }
@@ -393,45 +376,10 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// `admin_url` with its database replaced by `database`.
-fn database_url(admin_url: &str, database: &str) -> anyhow::Result<String> {
-    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-    let Some((server, _)) = base.rsplit_once('/') else {
-        bail!("cannot find the database name in {admin_url}");
-    };
-    if server.ends_with('/') {
-        bail!("{admin_url} names no database");
-    }
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    Ok(format!("{server}/{database}{query}"))
-}
-
 /// The directory of the running benchmark binary (the other release binaries are beside it).
 pub fn own_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(exe
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_database_is_swapped_in_the_url() {
-        assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres", "b").unwrap(),
-            "postgres://postgres@127.0.0.1:5432/b"
-        );
-        assert_eq!(
-            database_url("postgres://u:p@h/postgres?sslmode=disable", "b").unwrap(),
-            "postgres://u:p@h/b?sslmode=disable"
-        );
-    }
 }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`db`]: connections, migrations (the workspace's `migrations/`), and which database errors
 //!   are transient.
+//! - [`databases`]: whole databases made and dropped by the test suites and the benchmark.
 //! - [`ledger`]: `regstat.events`, one row per distinct event id, and recording a batch of
 //!   events with their effects in one transaction.
 //! - [`model`]: what each event, and each observation of `regstat sync`, changes in the derived
@@ -16,6 +17,7 @@
 //! - [`measure`]: whole-ledger counts for the benchmark's checks.
 //! - `testkit` (feature `testkit`): a migrated database per test, dropped afterwards.
 
+pub mod databases;
 pub mod db;
 pub mod ledger;
 pub mod measure;

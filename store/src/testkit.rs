@@ -2,9 +2,10 @@
 //! integration tests of every crate that reads or writes PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::databases;
 use regstat_shared::testkit::{self, START_POSTGRES};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 /// A database of its own, migrated, dropped when the test ends (also on failure).
 pub struct TestDb {
@@ -19,15 +20,12 @@ impl TestDb {
     /// Creates and migrates the database; fails (never skips) when PostgreSQL is not reachable.
     pub async fn new() -> Self {
         let admin_url = testkit::database_admin_url();
-        let mut admin = PgConnection::connect(&admin_url)
+        let name = testkit::unique_name("db").replace('-', "_");
+        databases::create(&admin_url, &name, false)
             .await
             .unwrap_or_else(|e| panic!("{START_POSTGRES} ({admin_url}: {e})"));
-        let name = testkit::unique_name("db").replace('-', "_");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        let url = database_url(&admin_url, &name);
+        let url = databases::url_of(&admin_url, &name)
+            .expect("REGSTAT_TEST_DATABASE_URL must end in /<database>");
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect(&url)
@@ -47,8 +45,7 @@ impl TestDb {
 
     /// Number of ledger rows.
     pub async fn ledger_len(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM regstat.events")
-            .fetch_one(&self.pool)
+        crate::measure::events(&self.pool, crate::measure::Path::All)
             .await
             .expect("count the ledger")
     }
@@ -66,24 +63,9 @@ impl Drop for TestDb {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&testkit::database_admin_url()).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(AssertSqlSafe(drop)).execute(&mut admin).await;
-                }
+                let _ = databases::drop_database(&testkit::database_admin_url(), &name).await;
             });
         });
         let _ = cleanup.join();
     }
-}
-
-/// `admin_url` with its database name replaced.
-fn database_url(admin_url: &str, database: &str) -> String {
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("REGSTAT_TEST_DATABASE_URL must end in /<database>");
-    let query = admin_url
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{base}/{database}{query}")
 }

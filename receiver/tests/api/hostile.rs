@@ -646,6 +646,12 @@ async fn hostile_requests_get_exactly_the_expected_answer() {
     if std::env::var_os("REGSTAT_SHOW_LOGS").is_some() {
         println!("{logs}");
     }
+    // The check below means something only if the receiver's log lines were captured: the
+    // corpus quarantines events, and each quarantined event is logged once.
+    assert!(
+        logs.contains("event quarantined"),
+        "no log line was captured, so the absence of credentials proves nothing:\n{logs}"
+    );
     assert!(!logs.contains(TOKEN), "a credential reached the logs");
     assert!(
         failures.is_empty(),
@@ -884,6 +890,10 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let capture = Capture(buffer.clone());
     let settings = regstat_shared::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    assert!(
+        !tracing::dispatcher::has_been_set(),
+        "a log subscriber is already installed in this test binary: this one would capture nothing"
+    );
     regstat_shared::telemetry::init(&settings.telemetry, move || capture.clone());
     buffer
 }

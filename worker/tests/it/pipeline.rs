@@ -177,8 +177,20 @@ async fn a_database_outage_delays_work_and_loses_nothing() {
     proxy.cut();
     let during = ids("during", 30);
     publish(&broker, &during).await;
-    // Nothing can be written while the database is cut off, and nothing is lost.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The worker takes them (none left ready in the queue) and finds the database cut off;
+    // nothing can be written meanwhile, and nothing is lost.
+    let ingest = broker.topology.ingest_queue();
+    let readyz = format!("{}/readyz", worker.address);
+    eventually(
+        DEADLINE,
+        "the worker holding the batch, database unreachable",
+        || async {
+            let held = broker.depth(&ingest).await == 0;
+            let answer = reqwest::get(&readyz).await.ok()?.text().await.ok()?;
+            (held && answer.contains(r#""database":"unreachable""#)).then_some(())
+        },
+    )
+    .await;
     assert_eq!(db.ledger_len().await, before.len() as i64);
 
     proxy.restore();
@@ -198,16 +210,21 @@ async fn graceful_shutdown_under_load_loses_nothing() {
     publish(&broker, &ids).await;
     let settings = settings(&db, &broker, &[("REGSTAT__WORKER__BATCH_SIZE", "50")]);
 
-    // Stop workers one after another while the queue drains.
+    // Stop workers one after another while the queue drains, each as soon as it has recorded
+    // something (mid-stream).
     let mut stops = 0;
     loop {
-        let worker = TestWorker::spawn(&settings);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        worker.stop().await;
-        stops += 1;
-        if db.ledger_len().await == ids.len() as i64 || stops == 50 {
+        let recorded = db.ledger_len().await;
+        if recorded == ids.len() as i64 || stops == 50 {
             break;
         }
+        let worker = TestWorker::spawn(&settings);
+        eventually(DEADLINE, "the worker recording a batch", || async {
+            (db.ledger_len().await > recorded).then_some(())
+        })
+        .await;
+        worker.stop().await;
+        stops += 1;
     }
     let worker = TestWorker::spawn(&settings);
     wait_for_ledger(&db, ids.len()).await;

@@ -42,8 +42,43 @@ fn the_worker_never_logs_secrets() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start regstat-worker");
-    // Long enough for several failed connection attempts to both services.
-    std::thread::sleep(Duration::from_secs(2));
+    // Its log lines as they come, from both streams.
+    let (lines, logged) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        worker
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        worker
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stream)) {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+    })
+    .collect();
+    drop(lines);
+    // Until several failed connection attempts were logged (the failure paths ran).
+    let mut logs = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while logs.matches("database unavailable").count() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match logged.recv_timeout(left) {
+            Ok(line) => logs.push_str(&(line + "\n")),
+            Err(_) => panic!("the worker did not log three failed connections:\n{logs}"),
+        }
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status();
@@ -52,17 +87,12 @@ fn the_worker_never_logs_secrets() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = worker.kill();
-    let output = worker.wait_with_output().unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let _ = worker.wait();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    logs.extend(logged.try_iter().map(|line| line + "\n"));
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        logs.contains("database unavailable"),
-        "the failure paths ran:\n{logs}"
-    );
     assert_no_secret("the worker's log", &logs);
 }
 

@@ -160,6 +160,8 @@ pub struct Notifications {
 pub struct Scratch {
     pub dir: PathBuf,
     registry: Option<Child>,
+    /// `127.0.0.1:<port>` of the registry's debug server (`/debug/vars`).
+    debug: Option<String>,
 }
 
 impl Scratch {
@@ -169,7 +171,27 @@ impl Scratch {
         Self {
             dir,
             registry: None,
+            debug: None,
         }
+    }
+
+    /// Events the registry holds for its notification endpoint, not yet delivered (the
+    /// endpoint's `Pending` in the registry's expvar metrics): 0 once every event emitted so
+    /// far was answered 2xx.
+    pub async fn pending_notifications(&self) -> u64 {
+        let debug = self.debug.as_deref().expect("the registry is running");
+        let vars: Value = reqwest::get(format!("http://{debug}/debug/vars"))
+            .await
+            .expect("the registry's debug server answers")
+            .json()
+            .await
+            .expect("the registry's /debug/vars is JSON");
+        vars["registry"]["notifications"]["endpoints"]
+            .as_array()
+            .expect("a notification endpoint is configured")
+            .iter()
+            .map(|endpoint| endpoint["Metrics"]["Pending"].as_u64().unwrap_or(0))
+            .sum()
     }
 
     /// Writes `content` to `<dir>/<name>` and returns the path.
@@ -205,7 +227,8 @@ impl Scratch {
             self.registry.is_none(),
             "one registry per scratch directory"
         );
-        let config = registry_config(&self.dir, port, options, notifications);
+        let debug = format!("127.0.0.1:{}", free_port());
+        let config = registry_config(&self.dir, port, &debug, options, notifications);
         let config_path = self.write("config.yml", config);
         let log = std::fs::File::create(self.dir.join("registry.log")).expect("registry log");
         let child = Command::new(REGISTRY_BIN)
@@ -217,6 +240,7 @@ impl Scratch {
             .spawn()
             .unwrap_or_else(|e| panic!("start {REGISTRY_BIN} ({e}): {INSTALL}"));
         self.registry = Some(child);
+        self.debug = Some(debug);
 
         let address = format!("127.0.0.1:{port}");
         let scheme = if options.tls.is_some() {
@@ -262,6 +286,7 @@ impl Drop for Scratch {
 fn registry_config(
     dir: &Path,
     port: u16,
+    debug: &str,
     options: &RegistryOptions,
     notifications: Option<&Notifications>,
 ) -> String {
@@ -276,6 +301,8 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
+  debug:
+    addr: {debug}
 ",
         dir.display()
     );

@@ -249,11 +249,20 @@ pub(super) async fn drive(pipeline: &Pipeline, images: &Images, variant: &Varian
     }
 }
 
-/// Waits until the ledger holds every event the registry delivered, the work queues are
-/// empty, and nothing new arrived for a moment (regstat's callbacks are requests too).
+/// Waits until the ledger holds every event the registry emitted (regstat's callbacks are
+/// requests too, and make events of their own): exactly, without waiting "for a moment".
+///
+/// Checked in this order: the delivered ids (t1); every one of them recorded and the work
+/// queues empty (t2), so every callback they cause was made; the registry holds no
+/// undelivered event (t3); and no delivery arrived since t1 (t4). Then every event emitted
+/// before t3, callbacks' included, was delivered before t1 and is recorded.
 async fn settle(pipeline: &Pipeline) {
     let Pipeline {
-        proxy, db, broker, ..
+        scratch,
+        proxy,
+        db,
+        broker,
+        ..
     } = pipeline;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let work_queues = broker.topology.work_queues();
@@ -267,21 +276,22 @@ async fn settle(pipeline: &Pipeline) {
                 .expect("read the ledger ids")
                 .into_iter()
                 .collect();
-        let mut idle = delivered.is_subset(&ids);
+        let mut settled = delivered.is_subset(&ids);
         for queue in &work_queues {
-            idle = idle && broker.depth(queue).await == 0;
+            settled = settled && broker.depth(queue).await == 0;
         }
-        if idle {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let rows = usize::try_from(db.ledger_len().await).expect("a row count");
-            if proxy.deliveries().len() == requests && rows == ids.len() {
-                return;
-            }
+        if settled
+            && scratch.pending_notifications().await == 0
+            && proxy.deliveries().len() == requests
+        {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for the ledger to hold every delivered event: missing {:?}",
-            delivered.difference(&ids).collect::<Vec<_>>()
+            "timed out waiting for the ledger to hold every event the registry emitted: \
+             missing {:?}, registry pending {}",
+            delivered.difference(&ids).collect::<Vec<_>>(),
+            scratch.pending_notifications().await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

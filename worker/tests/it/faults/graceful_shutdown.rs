@@ -16,7 +16,7 @@ use super::sender::{Sending, Stats};
 use super::stream::{Stream, reference_state};
 use crate::helpers::{TestDb, context, settings};
 use regstat_shared::testkit::{TestBroker, eventually};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const EVENTS: usize = 1500;
 const WORKERS: usize = 3;
@@ -28,6 +28,15 @@ async fn until_accepted(stats: &Stats, bodies: usize, fraction: f64) {
     let target = (bodies as f64 * fraction) as u64;
     eventually(DEADLINE, &format!("{target} bodies accepted"), || async {
         (stats.accepted() >= target).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the senders have met the stopped receiver once more (a refused connection).
+async fn until_unreachable_again(stats: &Stats) {
+    let before = stats.unreachable();
+    eventually(DEADLINE, "a sender met the stopped receiver", || async {
+        (stats.unreachable() > before).then_some(())
     })
     .await;
 }
@@ -77,7 +86,7 @@ async fn receiver_and_workers_stopped_gracefully_under_load_lose_nothing() {
 
     until_accepted(&stats, bodies, 0.30).await;
     receiver.stop().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_unreachable_again(&stats).await;
     receiver.restart().await;
 
     until_accepted(&stats, bodies, 0.45).await;
@@ -88,7 +97,7 @@ async fn receiver_and_workers_stopped_gracefully_under_load_lose_nothing() {
         terminate_and_restart(&broker, &mut workers, &[1]),
         receiver.stop()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_unreachable_again(&stats).await;
     receiver.restart().await;
     let fault_end = Instant::now();
 
