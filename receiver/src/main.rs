@@ -1,21 +1,12 @@
 //! `regstat-receiver`: the webhook endpoint for registry notifications.
 
-use clap::Parser;
 use regstat_receiver::Application;
 use regstat_shared::config::Settings;
 use regstat_shared::healthcheck::{self, ServiceArgs, ServiceCommand};
 
-/// Receives registry notifications and queues them in RabbitMQ.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(flatten)]
-    service: ServiceArgs,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli { service } = Cli::parse();
+    let service = ServiceArgs::parse_for("regstat-receiver", env!("CARGO_PKG_DESCRIPTION"));
     let settings = Settings::load(service.config.as_deref())?;
     if let Some(ServiceCommand::Healthcheck { live }) = service.command {
         let tls = !settings.receiver.tls_cert_file.is_empty();

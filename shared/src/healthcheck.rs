@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A service binary's arguments: its configuration file and an optional subcommand.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
 pub struct ServiceArgs {
     /// TOML configuration file (default: $REGSTAT_CONFIG, else built-in defaults + env).
     #[arg(long, value_name = "PATH")]
@@ -16,6 +16,20 @@ pub struct ServiceArgs {
     /// What to do instead of running the service.
     #[command(subcommand)]
     pub command: Option<ServiceCommand>,
+}
+
+impl ServiceArgs {
+    /// Parses the command line of the service binary `name`, described by `about` (its
+    /// crate's description, shown by `--help`), exiting with clap's message on a usage error.
+    pub fn parse_for(name: &'static str, about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command()
+            .name(name)
+            .about(about)
+            .version(crate::VERSION)
+            .get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
 }
 
 /// What a service binary can do besides running.

@@ -72,6 +72,20 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `cleanup` to completion from a `Drop` (which cannot await, and also runs after a
+/// panic, maybe inside a runtime): on a thread of its own with its own runtime.
+pub fn cleanup_on_drop(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let thread = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(cleanup);
+        }
+    });
+    let _ = thread.join();
+}
+
 /// What to tell someone whose RabbitMQ is not running.
 pub const START_RABBITMQ: &str = "RabbitMQ is not reachable. Start it (`rabbitmq-server -detached`, \
 or `deploy/dev.sh` which starts everything) or point REGSTAT_TEST_AMQP_URL at one.";
@@ -182,25 +196,15 @@ impl TestBroker {
 impl Drop for TestBroker {
     fn drop(&mut self) {
         let topology = self.topology.clone();
-        // Drop cannot await: clean up on a thread with its own runtime, also after a panic.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(connection) =
-                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-                    && let Ok(channel) = connection.create_channel().await
-                {
-                    let _ = topology.delete(&channel).await;
-                    let _ = connection.close(200, "test done".into()).await;
-                }
-            });
+        cleanup_on_drop(async move {
+            if let Ok(connection) =
+                Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                && let Ok(channel) = connection.create_channel().await
+            {
+                let _ = topology.delete(&channel).await;
+                let _ = connection.close(200, "test done".into()).await;
+            }
         });
-        let _ = cleanup.join();
     }
 }
 

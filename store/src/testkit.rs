@@ -54,18 +54,8 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop cannot await: drop the database from a thread with its own runtime.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let _ = databases::drop_database(&testkit::database_admin_url(), &name).await;
-            });
+        testkit::cleanup_on_drop(async move {
+            let _ = databases::drop_database(&testkit::database_admin_url(), &name).await;
         });
-        let _ = cleanup.join();
     }
 }

@@ -1,21 +1,12 @@
 //! `regstat-worker`: consumes queued registry events and records them in PostgreSQL.
 
-use clap::Parser;
 use regstat_shared::config::Settings;
 use regstat_shared::healthcheck::{self, ServiceArgs, ServiceCommand};
 use tokio_util::sync::CancellationToken;
 
-/// Consumes registry events from RabbitMQ into PostgreSQL. Run as many copies as needed.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(flatten)]
-    service: ServiceArgs,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli { service } = Cli::parse();
+    let service = ServiceArgs::parse_for("regstat-worker", env!("CARGO_PKG_DESCRIPTION"));
     let settings = Settings::load(service.config.as_deref())?;
     if let Some(ServiceCommand::Healthcheck { live }) = service.command {
         healthcheck::run(&settings.worker.listen, live, false).await;

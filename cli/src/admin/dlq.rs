@@ -18,10 +18,7 @@
 use super::AdminError;
 use super::letter::{DeadLetter, replay_headers};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection};
 use regstat_shared::topology::Topology;
@@ -370,19 +367,8 @@ impl<'c> DeadLetterQueue<'c> {
         let expected = self.ready_at_open.saturating_sub(removed);
         let deadline = tokio::time::Instant::now() + RETURN_WAIT;
         while tokio::time::Instant::now() < deadline {
-            let declared = self
-                .publisher
-                .queue_declare(
-                    self.queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await;
-            match declared {
-                Ok(queue) if queue.message_count() < expected => {
+            match super::inspect_queue(self.connection, &self.queue).await {
+                Ok(Some((ready, _))) if ready < expected => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 // Back, or the queue is gone (nothing to wait for).
