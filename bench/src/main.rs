@@ -9,6 +9,15 @@
 //!
 //! It starts the release `regstat-receiver` and `regstat-worker` binaries found beside itself,
 //! each stack under its own queue prefix and database, and removes them at the end.
+//!
+//! # Layout
+//! - `scenarios`: the five scenarios, each a figure against the raw limit measured beside it.
+//! - `stack`: a receiver and workers as processes, under their own prefix and database.
+//! - `load`, `sender`, `workload`: the load generator (registry-style and kept connections)
+//!   and the events it sends over a seeded registry of repositories and tags.
+//! - `raw`: the raw limits (confirmed publishing, the worker's SQL issued directly).
+//! - `fake_registry`: a stand-in registry answering manifest callbacks.
+//! - `report`, `stats`: medians, percentiles, verdicts and `BENCHMARKS.md`.
 
 mod fake_registry;
 mod load;
