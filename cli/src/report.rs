@@ -28,7 +28,8 @@ pub struct ReportArgs {
 /// The reports.
 #[derive(Debug, Subcommand)]
 pub enum ReportName {
-    /// Every tag: digest, media type, platforms, size, pushed, last pulled, pull count.
+    /// Every tag: digest, media type, platforms, size, pushed, last pulled, pull count,
+    /// version checks and the last one.
     Images,
     /// Per repository: tags, manifests, pushes, pulls, first/last push and pull, actors.
     Repositories,
@@ -62,6 +63,16 @@ pub enum ReportName {
     },
     /// The most pulled tags in the last N days.
     TopPulled {
+        /// Window in days.
+        #[arg(long, default_value_t = 30)]
+        days: i32,
+        /// Rows.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Tags by version checks in the last N days: resolves (HEAD by tag) no pull followed,
+    /// a client asking whether its image is current.
+    VersionChecks {
         /// Window in days.
         #[arg(long, default_value_t = 30)]
         days: i32,
@@ -121,6 +132,10 @@ impl ReportArgs {
             ReportName::MissingBlobs => Report::MissingBlobs,
             ReportName::MostTags { limit } => Report::MostTags { limit: *limit },
             ReportName::TopPulled { days, limit } => Report::TopPulled {
+                days: *days,
+                limit: *limit,
+            },
+            ReportName::VersionChecks { days, limit } => Report::VersionChecks {
                 days: *days,
                 limit: *limit,
             },

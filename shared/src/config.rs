@@ -154,6 +154,9 @@ pub struct WorkerSettings {
     /// User-Agent substrings whose pulls count as system pulls.
     #[serde(deserialize_with = "comma_separated")]
     pub system_user_agents: Vec<String>,
+    /// Seconds after a tag resolve within which a GET of its digest by the same client
+    /// completes the same pull.
+    pub pull_window_secs: u32,
 }
 
 /// How the worker calls registries back.
@@ -321,6 +324,9 @@ impl Settings {
         if self.worker.max_attempts == 0 {
             return invalid("worker.max_attempts", "must be above 0");
         }
+        if self.worker.pull_window_secs == 0 {
+            return invalid("worker.pull_window_secs", "must be above 0");
+        }
         if self.amqp.confirm_timeout_ms == 0 {
             return invalid("amqp.confirm_timeout_ms", "must be above 0");
         }
@@ -469,6 +475,11 @@ impl WorkerSettings {
     /// [`Self::batch_linger_ms`] as a duration.
     pub fn batch_linger(&self) -> Duration {
         Duration::from_millis(self.batch_linger_ms)
+    }
+
+    /// [`Self::pull_window_secs`] as a duration.
+    pub fn pull_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.pull_window_secs))
     }
 }
 

@@ -6,6 +6,7 @@
 //! and writes ledger rows for the admitted ids only, in one statement. Partitions and
 //! retention are [`crate::retention`]'s.
 
+use crate::model::pulls::{self, Request};
 use crate::model::{Changes, ClientKind, Content, ModelEvent};
 use chrono::{DateTime, Utc};
 use regstat_shared::event::Event;
@@ -79,13 +80,24 @@ pub struct Entry<'a> {
 
 /// Records events in one transaction: ledger rows for the ids not recorded yet ([`insert`]),
 /// then the effects on the registry model of exactly those, each id once even if `entries`
-/// holds it twice. Returns how many were new.
-pub async fn record(pool: &PgPool, entries: &[Entry<'_>]) -> Result<usize, sqlx::Error> {
+/// holds it twice, manifest requests paired as pulls within `pull_window`
+/// ([`crate::model::pulls`]). Returns how many were new.
+pub async fn record(
+    pool: &PgPool,
+    entries: &[Entry<'_>],
+    pull_window: std::time::Duration,
+) -> Result<usize, sqlx::Error> {
+    let window = chrono::Duration::from_std(pull_window).unwrap_or(chrono::Duration::MAX);
     // Sorted by id, like the state tables by key, so concurrent workers take row locks in
     // the same order and cannot deadlock on overlapping batches.
     let mut rows: Vec<LedgerRow> = entries.iter().map(|e| e.row.clone()).collect();
     rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let requests: Vec<Request> = entries
+        .iter()
+        .filter_map(|e| Request::of(&e.row.id, e.event, e.registry, e.row.occurred_at, e.client))
+        .collect();
     let mut tx = pool.begin().await?;
+    pulls::lock(&mut tx, &requests).await?;
     let inserted: HashSet<String> = insert(&mut tx, &rows).await?.into_iter().collect();
     let mut changes = Changes::default();
     let mut applied = HashSet::new();
@@ -102,6 +114,12 @@ pub async fn record(pool: &PgPool, entries: &[Entry<'_>]) -> Result<usize, sqlx:
             });
         }
     }
+    let mut settled = HashSet::new();
+    let new: Vec<Request> = requests
+        .into_iter()
+        .filter(|r| inserted.contains(&r.event_id) && settled.insert(r.event_id.clone()))
+        .collect();
+    pulls::settle(&mut tx, &new, window, &mut changes).await?;
     crate::model::apply(&mut tx, &changes).await?;
     tx.commit().await?;
     for id in &inserted {

@@ -44,6 +44,13 @@ pub enum Report {
         /// Rows.
         limit: i64,
     },
+    /// Tags by version checks (resolves no pull followed) in the last `days` days.
+    VersionChecks {
+        /// Window.
+        days: i32,
+        /// Rows.
+        limit: i64,
+    },
     /// Image pulls per day in the last `days` days.
     Pulls {
         /// Window.
@@ -161,6 +168,12 @@ fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
         Report::TopPulled { days, .. } => {
             query.push("regstat.top_pulled(").push_bind(*days).push(")");
         }
+        Report::VersionChecks { days, .. } => {
+            query
+                .push("regstat.top_checked(")
+                .push_bind(*days)
+                .push(")");
+        }
         Report::Pulls { days } => {
             query
                 .push("regstat.pulls_per_day(")
@@ -225,6 +238,7 @@ fn order_by(report: &Report) -> &'static str {
         Report::MissingBlobs => "registry, repository, manifest_digest, blob_digest",
         Report::MostTags { .. } => "tags DESC, registry, repository, digest",
         Report::TopPulled { .. } => "pulls DESC, registry, repository, tag",
+        Report::VersionChecks { .. } => "checks DESC, registry, repository, tag, digest",
         Report::Pulls { .. } => "day, registry",
         Report::Architectures { .. } => "pulls DESC, registry, architecture",
         Report::Actors => "registry, repository, actor, action",
@@ -237,6 +251,7 @@ fn limit(report: &Report) -> Option<i64> {
     match report {
         Report::MostTags { limit }
         | Report::TopPulled { limit, .. }
+        | Report::VersionChecks { limit, .. }
         | Report::History { limit, .. } => Some(*limit),
         _ => None,
     }

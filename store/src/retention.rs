@@ -535,23 +535,25 @@ async fn execute(conn: &mut PgConnection, plan: Plan) -> anyhow::Result<PruneRep
     .execute(&mut *conn)
     .await
     .context("raising the dedupe horizon")?;
-    let mut ids = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM regstat.event_ids
-             WHERE id IN (SELECT id FROM regstat.event_ids WHERE received_at < $1 LIMIT $2)",
-        )
-        .bind(plan.ids_before)
-        .bind(FORGET_BATCH)
-        .execute(&mut *conn)
-        .await
-        .context("forgetting event ids past the dedupe window")?
-        .rows_affected();
-        ids += i64::try_from(deleted).unwrap_or(i64::MAX);
-        if deleted < FORGET_BATCH as u64 {
-            break;
-        }
-    }
+    let ids = delete_before(
+        conn,
+        "DELETE FROM regstat.event_ids
+         WHERE id IN (SELECT id FROM regstat.event_ids WHERE received_at < $1 LIMIT $2)",
+        plan.ids_before,
+    )
+    .await
+    .context("forgetting event ids past the dedupe window")?;
+    // The pairing state of pulls goes with the ids: a request older than the horizon can no
+    // longer pair with one delivered now (docs/MODEL.md, "Pulls and version checks").
+    delete_before(
+        conn,
+        "DELETE FROM regstat.manifest_requests
+         WHERE event_id IN (SELECT event_id FROM regstat.manifest_requests
+                            WHERE at < $1 LIMIT $2)",
+        plan.ids_before,
+    )
+    .await
+    .context("forgetting manifest requests past the dedupe window")?;
     Ok(PruneReport {
         dry_run: false,
         cutoff: plan.cutoff,
@@ -560,6 +562,28 @@ async fn execute(conn: &mut PgConnection, plan: Plan) -> anyhow::Result<PruneRep
         ids_before: plan.ids_before,
         ids,
     })
+}
+
+/// Runs `delete` (bound to `before` and [`FORGET_BATCH`]) until it deletes less than a batch,
+/// so no statement holds many row locks or much WAL at once. Returns the rows deleted.
+async fn delete_before(
+    conn: &mut PgConnection,
+    delete: &'static str,
+    before: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(delete)
+            .bind(before)
+            .bind(FORGET_BATCH)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        total += i64::try_from(deleted).unwrap_or(i64::MAX);
+        if deleted < FORGET_BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 impl fmt::Display for PruneReport {

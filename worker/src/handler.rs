@@ -31,6 +31,8 @@ pub struct Context {
     pub registries: Registries,
     /// `worker.system_user_agents`.
     pub system_agents: Vec<String>,
+    /// `worker.pull_window_secs`.
+    pub pull_window: std::time::Duration,
 }
 
 impl Context {
@@ -40,6 +42,7 @@ impl Context {
             pool,
             registries: Registries::from_settings(&settings.registries, &settings.callbacks)?,
             system_agents: settings.worker.system_user_agents.clone(),
+            pull_window: settings.worker.pull_window(),
         })
     }
 }
@@ -230,7 +233,7 @@ async fn write(ctx: &Context, pending: &[Pending]) -> Result<usize, sqlx::Error>
             content: p.content.as_ref(),
         })
         .collect();
-    ledger::record(&ctx.pool, &entries).await
+    ledger::record(&ctx.pool, &entries, ctx.pull_window).await
 }
 
 /// Turns a message into a ledger row and its parsed event, or says why it can never be one.

@@ -5,11 +5,12 @@
 //! push (and, apart, its newest sync observation) with ties broken by the greater digest,
 //! content keeps its most informative source.
 
-use super::changes::Changes;
+use super::changes::{Changes, TagRow};
 use crate::db;
 use regstat_shared::backoff::Policy;
 use regstat_shared::content::{Content, Reference};
 use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 type Tx<'c> = Transaction<'c, Postgres>;
@@ -49,6 +50,7 @@ pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error
     digest_deletions(tx, changes).await?;
     deletions(tx, changes).await?;
     pull_metrics(tx, changes).await?;
+    version_checks(tx, changes).await?;
     repositories(tx, changes).await?;
     actors(tx, changes).await?;
     Ok(())
@@ -227,10 +229,16 @@ async fn upsert_references(tx: &mut Tx<'_>, rows: &[ReferenceRow<'_>]) -> Result
 }
 
 async fn tags(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
-    if c.tags.is_empty() {
+    // A pull credited and taken back in the same batch changes nothing.
+    let m: BTreeMap<_, _> = c
+        .tags
+        .iter()
+        .filter(|(_, v)| **v != TagRow::default())
+        .collect();
+    if m.is_empty() {
         return Ok(());
     }
-    let m = &c.tags;
+    let m = &m;
     sqlx::query(
         "INSERT INTO regstat.tags AS t (registry, repository, tag, digest, pushed_at,
              first_pushed_at, deleted_at, last_pulled_at, pull_count, system_pull_count,
@@ -269,6 +277,28 @@ async fn tags(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     .bind(column(m, |_, v| v.seen.as_ref().map(|(t, _)| *t)))
     .execute(&mut **tx)
     .await?;
+    // A credit taken back (docs/MODEL.md, "Pulls and version checks") may leave a tag row that
+    // only ever held it: removed, so the rows depend only on the final counts.
+    let taken_back: Vec<_> = m
+        .iter()
+        .filter(|(_, v)| v.pull_count < 0 || v.system_pull_count < 0)
+        .map(|(k, _)| *k)
+        .collect();
+    if !taken_back.is_empty() {
+        sqlx::query(
+            "DELETE FROM regstat.tags t
+             USING UNNEST($1::text[], $2::text[], $3::text[]) AS k(registry, repository, tag)
+             WHERE t.registry = k.registry AND t.repository = k.repository AND t.tag = k.tag
+               AND t.digest IS NULL AND t.pushed_at IS NULL AND t.first_pushed_at IS NULL
+               AND t.deleted_at IS NULL AND t.last_pulled_at IS NULL AND t.seen_at IS NULL
+               AND t.pull_count = 0 AND t.system_pull_count = 0",
+        )
+        .bind(taken_back.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -319,10 +349,12 @@ async fn deletions(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
 }
 
 async fn pull_metrics(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
-    if c.pull_metrics.is_empty() {
+    // A pull credited to a tag in the same batch as its GET nets out to nothing for no tag.
+    let m: BTreeMap<_, _> = c.pull_metrics.iter().filter(|(_, v)| **v != 0).collect();
+    if m.is_empty() {
         return Ok(());
     }
-    let m = &c.pull_metrics;
+    let m = &m;
     sqlx::query(
         "INSERT INTO regstat.pull_metrics AS p (day, registry, repository, tag, digest, system,
              pulls)
@@ -338,6 +370,58 @@ async fn pull_metrics(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     .bind(column(m, |k, _| k.4.as_str()))
     .bind(column(m, |k, _| k.5))
     .bind(column(m, |_, v| *v))
+    .execute(&mut **tx)
+    .await?;
+    // Pulls credited elsewhere since may leave rows at 0: removed, so the rows depend only on
+    // the final counts (a 0 row would still show its day in `top_pulled`).
+    let taken_back: Vec<_> = m
+        .iter()
+        .filter(|(_, v)| ***v < 0)
+        .map(|(k, _)| *k)
+        .collect();
+    if !taken_back.is_empty() {
+        sqlx::query(
+            "DELETE FROM regstat.pull_metrics p
+             USING UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[])
+                   AS k(day, registry, repository, tag, digest, system)
+             WHERE (p.day, p.registry, p.repository, p.tag, p.digest, p.system)
+                 = (k.day, k.registry, k.repository, k.tag, k.digest, k.system)
+               AND p.pulls = 0",
+        )
+        .bind(taken_back.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.3.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.4.as_str()).collect::<Vec<_>>())
+        .bind(taken_back.iter().map(|k| k.5).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn version_checks(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
+    if c.version_checks.is_empty() {
+        return Ok(());
+    }
+    let m = &c.version_checks;
+    sqlx::query(
+        "INSERT INTO regstat.version_checks AS v (day, registry, repository, tag, digest, system,
+             checks, last_checked_at)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::text[],
+             $6::bool[], $7::int8[], $8::timestamptz[])
+         ON CONFLICT (day, registry, repository, tag, digest, system) DO UPDATE SET
+             checks = v.checks + EXCLUDED.checks,
+             last_checked_at = GREATEST(v.last_checked_at, EXCLUDED.last_checked_at)",
+    )
+    .bind(column(m, |k, _| k.0))
+    .bind(column(m, |k, _| k.1.as_str()))
+    .bind(column(m, |k, _| k.2.as_str()))
+    .bind(column(m, |k, _| k.3.as_str()))
+    .bind(column(m, |k, _| k.4.as_str()))
+    .bind(column(m, |k, _| k.5))
+    .bind(column(m, |_, v| v.0))
+    .bind(column(m, |_, v| v.1))
     .execute(&mut **tx)
     .await?;
     Ok(())

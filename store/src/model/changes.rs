@@ -58,6 +58,8 @@ pub struct ModelEvent<'a> {
 
 type RepoKey = (String, String);
 type DigestKey = (String, String, String);
+/// (day, registry, repository, tag or '', digest, system).
+type MetricKey = (NaiveDate, String, String, String, String, bool);
 
 fn key(registry: &str, repository: &str, name: &str) -> DigestKey {
     (registry.to_owned(), repository.to_owned(), name.to_owned())
@@ -156,9 +158,22 @@ pub struct Changes {
     pub(super) tags: BTreeMap<DigestKey, TagRow>,
     pub(super) digest_deletions: BTreeMap<DigestKey, Time>,
     pub(super) deletions: BTreeMap<String, DeletionRow>,
-    pub(super) pull_metrics: BTreeMap<(NaiveDate, String, String, String, String, bool), i64>,
+    pub(super) pull_metrics: BTreeMap<MetricKey, i64>,
+    /// Version checks: (checks added, newest resolve), per day, tag and digest.
+    pub(super) version_checks: BTreeMap<MetricKey, (i64, Option<Time>)>,
     pub(super) repositories: BTreeMap<RepoKey, RepositoryRow>,
     pub(super) actors: BTreeMap<(String, String, String, &'static str), ActorRow>,
+}
+
+fn metric_key(day: NaiveDate, key: &super::pulls::Key, tag: &str, system: bool) -> MetricKey {
+    (
+        day,
+        key.registry.clone(),
+        key.repository.clone(),
+        tag.to_owned(),
+        key.digest.clone(),
+        system,
+    )
 }
 
 fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
@@ -364,6 +379,54 @@ impl Changes {
             .entry(key(registry, repository, digest))
             .or_insert(at);
         *deleted_at = (*deleted_at).max(at);
+    }
+
+    /// Adds `delta` version checks of `tag` (`""`: by digest) naming `key.digest` on `day`,
+    /// and a resolve at `at` if given (the newest resolve is kept).
+    pub(super) fn count_version_check(
+        &mut self,
+        day: NaiveDate,
+        key: &super::pulls::Key,
+        tag: &str,
+        system: bool,
+        delta: i64,
+        at: Option<Time>,
+    ) {
+        let row = self
+            .version_checks
+            .entry(metric_key(day, key, tag, system))
+            .or_insert((0, None));
+        row.0 += delta;
+        row.1 = latest(row.1, at);
+    }
+
+    /// Credits `sign` pulls of `key.digest` on `day` to `tag` instead of to no tag (a GET by
+    /// digest that completes a resolve of the tag).
+    pub(super) fn credit_tag_pull(
+        &mut self,
+        day: NaiveDate,
+        key: &super::pulls::Key,
+        tag: &str,
+        system: bool,
+        sign: i64,
+    ) {
+        *self
+            .pull_metrics
+            .entry(metric_key(day, key, tag, system))
+            .or_default() += sign;
+        *self
+            .pull_metrics
+            .entry(metric_key(day, key, "", system))
+            .or_default() -= sign;
+        let row = self
+            .tags
+            .entry((key.registry.clone(), key.repository.clone(), tag.to_owned()))
+            .or_default();
+        if system {
+            row.system_pull_count += sign;
+        } else {
+            row.pull_count += sign;
+        }
     }
 
     fn link_blob(

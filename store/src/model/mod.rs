@@ -7,12 +7,15 @@
 //! [`apply`] writes them with one set-based upsert per table, in key order. Events and
 //! observations go through the same upserts. Every merge is commutative and associative, in
 //! Rust and in SQL alike, so the state depends only on the set of events and observations,
-//! not on their order, their batching or the number of workers. `docs/MODEL.md` states each
-//! rule and the event that drives it.
+//! not on their order, their batching or the number of workers. [`pulls`] pairs a client's
+//! tag resolves with its fetches of their digest (containerd's pulls) and counts version
+//! checks, with the same property. `docs/MODEL.md` states each rule and the event that drives
+//! it.
 
 mod apply;
 mod changes;
 mod known;
+pub mod pulls;
 
 pub use apply::{apply, write};
 pub use changes::{Changes, ClientKind, ModelEvent};

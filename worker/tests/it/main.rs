@@ -12,6 +12,7 @@ mod helpers;
 mod ledger;
 mod model;
 mod pipeline;
+mod pulls;
 mod registry;
 mod reports;
 mod retention;

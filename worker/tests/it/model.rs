@@ -10,7 +10,14 @@ const REPOSITORIES: [&str; 2] = ["lab/a", "lab/b"];
 const TAGS: [&str; 2] = ["v1", "v2"];
 const MANIFESTS: [&str; 3] = ["sha256:m1", "sha256:m2", "sha256:m3"];
 const BLOBS: [&str; 3] = ["sha256:b1", "sha256:b2", "sha256:b3"];
-const AGENTS: [&str; 3] = ["skopeo/1.9.3", "Trivy/0.50.1", "regstat/0.1.0"];
+const AGENTS: [&str; 4] = [
+    "skopeo/1.9.3",
+    "Trivy/0.50.1",
+    "regstat/0.1.0",
+    "containerd/1.6.20~ds1",
+];
+/// Client addresses (the port differs per request, as with every real client).
+const ADDRS: [&str; 3] = ["10.0.0.1:40001", "10.0.0.1:40002", "10.0.0.2:40003"];
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -38,7 +45,7 @@ fn event(action: &str, method: &str, agent: &str, second: u8, target: Value) -> 
         "timestamp": time(second),
         "action": action,
         "target": target,
-        "request": {"method": method, "useragent": agent, "host": "registry.test:5000"},
+        "request": {"method": method, "useragent": agent, "host": "registry.test:5000", "addr": ADDRS[0]},
         "actor": {"name": "alice"},
     })
 }
@@ -67,11 +74,13 @@ fn any_event() -> impl Strategy<Value = Value> {
             if let Some(t) = t { target["tag"] = json!(t); }
             event("push", "PUT", AGENTS[0], s, target)
         }),
-        (repo.clone(), manifest.clone(), tag.clone(), method.clone(), agent.clone(), second.clone()).prop_map(|(r, m, t, how, a, s)| {
+        (repo.clone(), manifest.clone(), tag.clone(), method.clone(), agent.clone(), second.clone(), prop::sample::select(&ADDRS[..])).prop_map(|(r, m, t, how, a, s, addr)| {
             let (media_type, _) = references(m);
             let mut target = json!({"mediaType": media_type, "size": 500, "digest": m, "repository": r});
             if let Some(t) = t { target["tag"] = json!(t); }
-            event("pull", how, a, s, target)
+            let mut e = event("pull", how, a, s, target);
+            e["request"]["addr"] = json!(addr);
+            e
         }),
         (repo.clone(), blob.clone(), method, agent, second.clone()).prop_map(|(r, b, how, a, s)| event(
             "pull", how, a, s,
@@ -132,6 +141,8 @@ pub(crate) async fn snapshot(db: &TestDb) -> Value {
         "digest_deletions",
         "deletions",
         "pull_metrics",
+        "version_checks",
+        "manifest_requests",
         "repository_stats",
         "actors",
     ] {
