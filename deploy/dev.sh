@@ -339,12 +339,14 @@ ensure_vhost() {
 	fi
 }
 
-# The end-to-end tests drive a real registry: Debian's docker-registry and skopeo.
+# The end-to-end tests drive a real registry (Debian's docker-registry) with real clients
+# (skopeo, and containerd's ctr against a private containerd daemon).
 ensure_test_tools() {
-	say "test tools (docker-registry, skopeo)"
+	say "test tools (docker-registry, skopeo, containerd)"
 	local missing=()
 	[[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 	have skopeo || missing+=(skopeo)
+	{ have containerd && have ctr; } || missing+=(containerd)
 	if ((${#missing[@]} == 0)); then
 		note "installed"
 	elif debian_root; then

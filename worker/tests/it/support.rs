@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-pub const INSTALL: &str = "install it: apt-get install -y docker-registry skopeo";
+pub const INSTALL: &str = "install it: apt-get install -y docker-registry skopeo containerd (or run deploy/dev.sh --services-only)";
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

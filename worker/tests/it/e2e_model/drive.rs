@@ -106,7 +106,7 @@ impl Pipeline {
 /// The images, in an OCI layout: A and A2 (amd64), B (arm64, pushed as Docker v2s2), M (an
 /// index of an amd64 and an arm64/v8 image).
 pub(super) struct Images {
-    layout: OciLayout,
+    pub(super) layout: OciLayout,
     pub(super) a: Image,
     pub(super) a2: Image,
     pub(super) b: Image,
@@ -256,7 +256,7 @@ pub(super) async fn drive(pipeline: &Pipeline, images: &Images, variant: &Varian
 /// queues empty (t2), so every callback they cause was made; the registry holds no
 /// undelivered event (t3); and no delivery arrived since t1 (t4). Then every event emitted
 /// before t3, callbacks' included, was delivered before t1 and is recorded.
-async fn settle(pipeline: &Pipeline) {
+pub(super) async fn settle(pipeline: &Pipeline) {
     let Pipeline {
         scratch,
         proxy,

@@ -19,6 +19,7 @@
 
 mod checks;
 mod clients;
+mod containerd;
 mod drive;
 mod state;
 
