@@ -7,12 +7,10 @@
 //! # Layout
 //! - [`startup`]: builds the HTTP server on a listener and runs it.
 //! - [`routes`]: `POST /events` (and its aliases), `/healthz`, `/readyz`, `/metrics`.
-//! - [`auth`]: bearer and basic credentials, compared in constant time.
 //! - [`publisher`]: confirmed publishing over a supervised, self-healing broker connection.
 //! - [`error`]: the one place errors become HTTP answers.
 //! - [`tls`]: the HTTPS configuration from the certificate and key files.
 
-pub mod auth;
 pub mod error;
 pub mod publisher;
 pub mod routes;

@@ -1,6 +1,6 @@
 //! Building and running the receiver on a listener.
 
-use crate::auth::Authenticator;
+use regstat_shared::auth::Authenticator;
 use crate::publisher::Publisher;
 use crate::routes::{events, health};
 use crate::tls;
@@ -50,7 +50,7 @@ impl Application {
     pub fn build_with_listener(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let tls = tls::server_config(&settings.receiver)?;
-        let auth = Authenticator::from_settings(&settings.receiver);
+        let auth = Authenticator::new(&settings.receiver.tokens, &settings.receiver.basic);
         if auth.is_open() {
             tracing::warn!(
                 "no receiver.tokens or receiver.basic configured: accepting unauthenticated notifications"

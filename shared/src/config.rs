@@ -46,6 +46,8 @@ pub struct Settings {
     pub receiver: ReceiverSettings,
     /// The queue consumer.
     pub worker: WorkerSettings,
+    /// The web console and JSON API.
+    pub console: ConsoleSettings,
     /// Registry callbacks.
     pub callbacks: CallbackSettings,
     /// Registries the worker may call back, matched to events by host.
@@ -125,6 +127,41 @@ pub struct ReceiverSettings {
     pub http_workers: usize,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+}
+
+/// Web console and JSON API settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Listen address, `host:port`.
+    pub listen: String,
+    /// The PostgreSQL URL the console reads (a read replica will do); empty: `database.url`.
+    pub database_url: SecretString,
+    /// Accepted bearer tokens (a list, or one comma-separated string).
+    #[serde(deserialize_with = "comma_separated")]
+    pub tokens: Vec<SecretString>,
+    /// Accepted basic credentials (what a browser sends).
+    pub basic: Vec<BasicCredential>,
+    /// Serve without credentials (the console refuses to start with none, unless this is set).
+    pub allow_anonymous: bool,
+    /// HTTP worker threads (0: one per core).
+    pub http_workers: usize,
+}
+
+impl ConsoleSettings {
+    /// The database settings the console uses: `database`, with [`Self::database_url`] when set.
+    pub fn database(&self, database: &DatabaseSettings) -> DatabaseSettings {
+        let mut settings = database.clone();
+        if !self.database_url.expose_secret().trim().is_empty() {
+            settings.url = self.database_url.clone();
+        }
+        settings
+    }
+
+    /// Whether no credential is configured.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty() && self.basic.is_empty()
+    }
 }
 
 /// One accepted basic-auth user.
@@ -356,6 +393,27 @@ impl Settings {
         }
         if self.worker.listen.parse::<SocketAddr>().is_err() {
             return invalid("worker.listen", "must be an address such as 0.0.0.0:9090");
+        }
+        if self.console.listen.parse::<SocketAddr>().is_err() {
+            return invalid("console.listen", "must be an address such as 0.0.0.0:8081");
+        }
+        if self
+            .console
+            .tokens
+            .iter()
+            .any(|t| t.expose_secret().trim().is_empty())
+        {
+            return invalid("console.tokens", "tokens must not be empty");
+        }
+        let console_db = self.console.database_url.expose_secret().trim();
+        if !(console_db.is_empty()
+            || console_db.starts_with("postgres://")
+            || console_db.starts_with("postgresql://"))
+        {
+            return invalid(
+                "console.database_url",
+                "must be empty (database.url) or start with postgres:// or postgresql://",
+            );
         }
         if self.receiver.tls_cert_file.is_empty() != self.receiver.tls_key_file.is_empty() {
             return invalid(

@@ -10,12 +10,14 @@
 //! - [`telemetry`]: tracing subscriber setup (human or JSON).
 //! - [`topology`]: RabbitMQ exchanges, queues and bindings, declared by every process.
 //! - [`amqp`]: opening broker connections.
+//! - [`auth`]: bearer and basic credentials of the HTTP services, compared in constant time.
 //! - [`healthcheck`]: the binaries' `healthcheck` subcommand (container images have no curl).
 //! - [`metrics`]: the process-wide Prometheus recorder.
 //! - `testkit` (feature `testkit`): isolated databases, vhost-free queue prefixes and a
 //!   cuttable TCP proxy for the integration tests of the other crates.
 
 pub mod amqp;
+pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod content;

@@ -1,12 +1,13 @@
-//! Authentication of the registry's requests.
+//! Authentication of requests to regstat's HTTP services (the receiver's webhook, the
+//! console): `Authorization: Bearer <token>` and `Authorization: Basic
+//! <base64(user:password)>` against the configured values, compared in constant time.
 //!
-//! The registry sends whatever headers its endpoint configuration lists; regstat accepts
-//! `Authorization: Bearer <token>` and `Authorization: Basic <base64(user:password)>` against
-//! the configured values, compared in constant time.
+//! A registry sends whatever headers its endpoint configuration lists; a browser sends Basic
+//! credentials after a `WWW-Authenticate: Basic` challenge; scripts send either.
 
+use crate::config::BasicCredential;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use regstat_shared::config::ReceiverSettings;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -19,10 +20,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Builds the accepted set from settings.
-    pub fn from_settings(settings: &ReceiverSettings) -> Self {
-        let basic = settings
-            .basic
+    /// Accepts these bearer `tokens` and `basic` users.
+    pub fn new(tokens: &[SecretString], basic: &[BasicCredential]) -> Self {
+        let basic = basic
             .iter()
             .map(|c| {
                 let pair = format!("{}:{}", c.username, c.password.expose_secret());
@@ -30,7 +30,7 @@ impl Authenticator {
             })
             .collect();
         Self {
-            bearer: settings.tokens.clone(),
+            bearer: tokens.to_vec(),
             basic,
         }
     }
@@ -72,21 +72,17 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regstat_shared::config::{BasicCredential, Settings};
 
     fn authenticator(tokens: &[&str], basic: &[(&str, &str)]) -> Authenticator {
-        let mut settings = Settings::load_with_env(None, Vec::new())
-            .expect("defaults load")
-            .receiver;
-        settings.tokens = tokens.iter().map(|t| SecretString::from(*t)).collect();
-        settings.basic = basic
+        let tokens: Vec<SecretString> = tokens.iter().map(|t| SecretString::from(*t)).collect();
+        let basic: Vec<BasicCredential> = basic
             .iter()
             .map(|(u, p)| BasicCredential {
                 username: (*u).to_owned(),
                 password: SecretString::from(*p),
             })
             .collect();
-        Authenticator::from_settings(&settings)
+        Authenticator::new(&tokens, &basic)
     }
 
     #[test]
