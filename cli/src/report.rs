@@ -1,10 +1,11 @@
-//! The `regstat report` subcommand: one sub-subcommand per report, each a query of
-//! [`regstat_store::reports`] drawn by [`crate::render`].
+//! The `regstat report` subcommand: one sub-subcommand per report. Its flags are the report's
+//! [`Params`] (the console's `/api/v1/reports/NAME` takes the same as query parameters), the
+//! report is [`Report::from_params`] and its rows are [`regstat_store::reports::run`]'s,
+//! drawn by [`crate::render`].
 
 use crate::render::{self, Format};
-use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use regstat_store::reports::{Filters, Report, run};
+use regstat_store::reports::{Params, Report, parse_duration, parse_since, run};
 use sqlx::PgConnection;
 
 /// `regstat report NAME [options]`.
@@ -49,52 +50,53 @@ pub enum ReportName {
     },
     /// Blobs no live manifest references.
     OrphanedBlobs {
-        /// Ignore blobs linked this recently (their manifest may still come), e.g. `2h`.
-        #[arg(long, default_value = "2h", value_parser = parse_duration)]
-        grace: std::time::Duration,
+        /// Ignore blobs linked this recently (their manifest may still come), e.g. `2h`
+        /// [default: 2h].
+        #[arg(long, value_parser = check(parse_duration))]
+        grace: Option<String>,
     },
     /// Manifests that reference blobs the registry no longer has.
     MissingBlobs,
     /// Manifests with the most tags.
     MostTags {
-        /// Rows.
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
+        /// Rows [default: 20].
+        #[arg(long)]
+        limit: Option<i64>,
     },
     /// The most pulled tags in the last N days.
     TopPulled {
-        /// Window in days.
-        #[arg(long, default_value_t = 30)]
-        days: i32,
-        /// Rows.
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
+        /// Window in days [default: 30].
+        #[arg(long)]
+        days: Option<i32>,
+        /// Rows [default: 20].
+        #[arg(long)]
+        limit: Option<i64>,
     },
     /// Tags by version checks in the last N days: resolves (HEAD by tag) no pull followed,
     /// a client asking whether its image is current.
     VersionChecks {
-        /// Window in days.
-        #[arg(long, default_value_t = 30)]
-        days: i32,
-        /// Rows.
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
+        /// Window in days [default: 30].
+        #[arg(long)]
+        days: Option<i32>,
+        /// Rows [default: 20].
+        #[arg(long)]
+        limit: Option<i64>,
     },
     /// Image pulls per day.
     Pulls {
-        /// Window in days.
-        #[arg(long, default_value_t = 30)]
-        days: i32,
+        /// Window in days [default: 30].
+        #[arg(long)]
+        days: Option<i32>,
     },
     /// Image pulls per platform.
     Architectures {
-        /// Window in days.
-        #[arg(long, default_value_t = 30)]
-        days: i32,
+        /// Window in days [default: 30].
+        #[arg(long)]
+        days: Option<i32>,
     },
     /// Who pushed and pulled what, how often, when last.
     Actors,
-    /// Pushes, pulls, mounts and deletes of a repository, newest first.
+    /// Pushes, pulls, mounts and deletes of a repository (--repository), newest first.
     History {
         /// Only this tag.
         #[arg(long)]
@@ -103,91 +105,143 @@ pub enum ReportName {
         #[arg(long)]
         actor: Option<String>,
         /// Only since: an RFC 3339 time or a duration ago (`7d`, `12h`).
-        #[arg(long, value_parser = parse_since)]
-        since: Option<DateTime<Utc>>,
-        /// Rows.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
+        #[arg(long, value_parser = check(parse_since))]
+        since: Option<String>,
+        /// Rows [default: 100].
+        #[arg(long)]
+        limit: Option<i64>,
     },
     /// The deletion audit trail.
     Deleted {
         /// Only since: an RFC 3339 time or a duration ago (`7d`, `12h`).
-        #[arg(long, value_parser = parse_since)]
-        since: Option<DateTime<Utc>>,
+        #[arg(long, value_parser = check(parse_since))]
+        since: Option<String>,
     },
 }
 
+/// A clap value parser that keeps the text once `parse` accepts it (the report parses it
+/// again, where the console's API does too).
+fn check<T>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static
+where
+    T: 'static,
+{
+    move |text: &str| parse(text).map(|_| text.to_owned())
+}
+
 impl ReportArgs {
-    /// The report these arguments name, or why they do not name one.
-    pub fn report(&self) -> anyhow::Result<Report> {
-        Ok(match &self.name {
-            ReportName::Images => Report::Images,
-            ReportName::Repositories => Report::Repositories,
-            ReportName::Blobs => Report::Blobs,
-            ReportName::Stale { days } => Report::Stale { days: *days },
-            ReportName::Unpulled { days } => Report::Unpulled { days: *days },
-            ReportName::OrphanedBlobs { grace } => Report::OrphanedBlobs {
-                grace_secs: i64::try_from(grace.as_secs())?,
-            },
-            ReportName::MissingBlobs => Report::MissingBlobs,
-            ReportName::MostTags { limit } => Report::MostTags { limit: *limit },
-            ReportName::TopPulled { days, limit } => Report::TopPulled {
-                days: *days,
-                limit: *limit,
-            },
-            ReportName::VersionChecks { days, limit } => Report::VersionChecks {
-                days: *days,
-                limit: *limit,
-            },
-            ReportName::Pulls { days } => Report::Pulls { days: *days },
-            ReportName::Architectures { days } => Report::Architectures { days: *days },
-            ReportName::Actors => Report::Actors,
+    /// The report's name and parameters, as the console's API would take them.
+    pub fn params(&self) -> (&'static str, Params) {
+        let mut params = Params {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            ..Params::default()
+        };
+        let name = match &self.name {
+            ReportName::Images => "images",
+            ReportName::Repositories => "repositories",
+            ReportName::Blobs => "blobs",
+            ReportName::Stale { days } => {
+                params.days = Some(*days);
+                "stale"
+            }
+            ReportName::Unpulled { days } => {
+                params.days = Some(*days);
+                "unpulled"
+            }
+            ReportName::OrphanedBlobs { grace } => {
+                params.grace.clone_from(grace);
+                "orphaned-blobs"
+            }
+            ReportName::MissingBlobs => "missing-blobs",
+            ReportName::MostTags { limit } => {
+                params.limit = *limit;
+                "most-tags"
+            }
+            ReportName::TopPulled { days, limit } => {
+                (params.days, params.limit) = (*days, *limit);
+                "top-pulled"
+            }
+            ReportName::VersionChecks { days, limit } => {
+                (params.days, params.limit) = (*days, *limit);
+                "version-checks"
+            }
+            ReportName::Pulls { days } => {
+                params.days = *days;
+                "pulls"
+            }
+            ReportName::Architectures { days } => {
+                params.days = *days;
+                "architectures"
+            }
+            ReportName::Actors => "actors",
             ReportName::History {
                 tag,
                 actor,
                 since,
                 limit,
-            } => Report::History {
-                repository: self
-                    .repository
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("history needs --repository"))?,
-                tag: tag.clone(),
-                actor: actor.clone(),
-                since: *since,
-                limit: *limit,
-            },
-            ReportName::Deleted { since } => Report::Deleted { since: *since },
-        })
+            } => {
+                params.tag.clone_from(tag);
+                params.actor.clone_from(actor);
+                params.since.clone_from(since);
+                params.limit = *limit;
+                "history"
+            }
+            ReportName::Deleted { since } => {
+                params.since.clone_from(since);
+                "deleted"
+            }
+        };
+        (name, params)
     }
 
     /// Runs the report and renders it.
     pub async fn execute(&self, connection: &mut PgConnection) -> anyhow::Result<String> {
-        let report = self.report()?;
-        let filters = Filters {
-            registry: self.registry.clone(),
-            // History takes --repository as its exact subject, not as a filter.
-            repository: match report {
-                Report::History { .. } => None,
-                _ => self.repository.clone(),
-            },
-        };
+        let (name, params) = self.params();
+        let (report, filters) = Report::from_params(name, &params)?;
         let rows = run(connection, &report, &filters).await?;
         render::rows(&rows, self.format)
     }
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 2h or 30m: {e}"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        report: ReportArgs,
     }
-    let ago = parse_duration(text)
-        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a duration like 7d"))?;
-    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
-    Ok(Utc::now() - ago)
+
+    fn params(args: &[&str]) -> (&'static str, Params) {
+        let cli = Cli::try_parse_from(std::iter::once("report").chain(args.iter().copied()))
+            .expect("valid arguments");
+        cli.report.params()
+    }
+
+    #[test]
+    fn every_report_the_store_knows_is_a_subcommand() {
+        for name in regstat_store::reports::NAMES {
+            let args: Vec<&str> = match name {
+                "stale" | "unpulled" => vec![name, "--days", "3"],
+                "history" => vec![name, "--repository", "lab/app"],
+                _ => vec![name],
+            };
+            let (parsed, params) = params(&args);
+            assert_eq!(parsed, name);
+            assert!(Report::from_params(parsed, &params).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn flags_become_the_same_parameters_the_api_takes() {
+        let (name, p) = params(&["top-pulled", "--days", "7", "--registry", "main"]);
+        assert_eq!(name, "top-pulled");
+        assert_eq!((p.days, p.limit, p.registry.as_deref()), (Some(7), None, Some("main")));
+        let (report, _) = Report::from_params(name, &p).expect("a report");
+        assert_eq!(report, Report::TopPulled { days: 7, limit: 20 });
+    }
 }

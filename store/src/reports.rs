@@ -4,7 +4,92 @@
 //!
 //! JSON rows have the view's snake_case column names; times are RFC 3339 in UTC.
 
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+/// Every report's name, as `regstat report NAME` and `/api/v1/reports/NAME` take it.
+pub const NAMES: [&str; 15] = [
+    "images",
+    "repositories",
+    "blobs",
+    "stale",
+    "unpulled",
+    "orphaned-blobs",
+    "missing-blobs",
+    "most-tags",
+    "top-pulled",
+    "version-checks",
+    "pulls",
+    "architectures",
+    "actors",
+    "history",
+    "deleted",
+];
+
+/// What a report can be asked, by name: the flags of `regstat report NAME` and the query
+/// parameters of `/api/v1/reports/NAME`, one definition for both. Absent values take the
+/// report's default ([`Report::from_params`]); a parameter the report does not take is
+/// ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// A window or age in days (`stale`, `unpulled`: required; `top-pulled`,
+    /// `version-checks`, `pulls`, `architectures`: default 30).
+    pub days: Option<i32>,
+    /// Most rows (`most-tags`, `top-pulled`, `version-checks`: default 20; `history`: 100).
+    pub limit: Option<i64>,
+    /// `orphaned-blobs`: ignore blobs linked this recently, a duration such as `2h`
+    /// (default).
+    pub grace: Option<String>,
+    /// Only this registry (canonical name).
+    pub registry: Option<String>,
+    /// Only repositories under this prefix (`lab` is `lab` and `lab/...`) or matching this
+    /// glob (`lab/*-api`); for `history`, the repository (required).
+    pub repository: Option<String>,
+    /// `history`: only this tag.
+    pub tag: Option<String>,
+    /// `history`: only this actor.
+    pub actor: Option<String>,
+    /// `history`, `deleted`: only since, an RFC 3339 time or a duration ago (`7d`).
+    pub since: Option<String>,
+}
+
+/// A parameter that cannot be used, named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {message}")]
+pub struct ParamError {
+    /// The parameter (or `name` for the report's name).
+    pub param: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ParamError {
+    fn new(param: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+/// A duration such as `2h`, `30m` or `7d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 2h or 30m: {e}"))
+}
+
+/// An RFC 3339 time, or a duration ago (`7d`, `12h`).
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let ago = parse_duration(text)
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a duration like 7d"))?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    Ok(Utc::now() - ago)
+}
 
 /// One report with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +175,95 @@ pub struct Filters {
     pub registry: Option<String>,
     /// A repository prefix (`lab` matches `lab` and `lab/...`) or a glob (`lab/*-api`).
     pub repository: Option<String>,
+}
+
+impl Report {
+    /// The report called `name` with `params`, and the filters that apply to it.
+    pub fn from_params(name: &str, params: &Params) -> Result<(Report, Filters), ParamError> {
+        let days = |default: Option<i32>| {
+            params
+                .days
+                .or(default)
+                .ok_or_else(|| ParamError::new("days", "required"))
+                .and_then(|days| {
+                    if days > 0 {
+                        Ok(days)
+                    } else {
+                        Err(ParamError::new("days", "must be above 0"))
+                    }
+                })
+        };
+        let limit = |default: i64| match params.limit.unwrap_or(default) {
+            limit if limit > 0 => Ok(limit),
+            _ => Err(ParamError::new("limit", "must be above 0")),
+        };
+        let since = || {
+            params
+                .since
+                .as_deref()
+                .map(parse_since)
+                .transpose()
+                .map_err(|e| ParamError::new("since", e))
+        };
+        let report = match name {
+            "images" => Report::Images,
+            "repositories" => Report::Repositories,
+            "blobs" => Report::Blobs,
+            "stale" => Report::Stale { days: days(None)? },
+            "unpulled" => Report::Unpulled { days: days(None)? },
+            "orphaned-blobs" => {
+                let grace = parse_duration(params.grace.as_deref().unwrap_or("2h"))
+                    .map_err(|e| ParamError::new("grace", e))?;
+                Report::OrphanedBlobs {
+                    grace_secs: i64::try_from(grace.as_secs())
+                        .map_err(|_| ParamError::new("grace", "too long"))?,
+                }
+            }
+            "missing-blobs" => Report::MissingBlobs,
+            "most-tags" => Report::MostTags { limit: limit(20)? },
+            "top-pulled" => Report::TopPulled {
+                days: days(Some(30))?,
+                limit: limit(20)?,
+            },
+            "version-checks" => Report::VersionChecks {
+                days: days(Some(30))?,
+                limit: limit(20)?,
+            },
+            "pulls" => Report::Pulls {
+                days: days(Some(30))?,
+            },
+            "architectures" => Report::Architectures {
+                days: days(Some(30))?,
+            },
+            "actors" => Report::Actors,
+            "history" => Report::History {
+                repository: params
+                    .repository
+                    .clone()
+                    .ok_or_else(|| ParamError::new("repository", "history needs a repository"))?,
+                tag: params.tag.clone(),
+                actor: params.actor.clone(),
+                since: since()?,
+                limit: limit(100)?,
+            },
+            "deleted" => Report::Deleted { since: since()? },
+            other => {
+                return Err(ParamError::new(
+                    "name",
+                    format!("no report is called {other:?} (reports: {})", NAMES.join(", ")),
+                ));
+            }
+        };
+        let filters = Filters {
+            registry: params.registry.clone(),
+            // History takes the repository as its exact subject, not as a filter.
+            repository: match report {
+                Report::History { .. } => None,
+                _ => params.repository.clone(),
+            },
+        };
+        Ok((report, filters))
+    }
 }
 
 /// Runs a report and returns its rows as JSON objects, in the report's order.
