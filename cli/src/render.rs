@@ -4,6 +4,7 @@
 //! age looks.
 
 use comfy_table::{CellAlignment, ContentArrangement, presets};
+use regstat_shared::export::{self, cell, columns};
 use serde_json::Value;
 
 /// Output format of a command.
@@ -93,42 +94,9 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error>
 pub fn rows(rows: &[Value], format: Format) -> anyhow::Result<String> {
     match format {
         Format::Json => Ok(json(&rows)?),
-        Format::Csv => csv(rows),
+        Format::Csv => Ok(export::csv(rows)?),
         Format::Table => Ok(rows_table(rows)),
     }
-}
-
-fn columns(rows: &[Value]) -> Vec<String> {
-    rows.first()
-        .and_then(Value::as_object)
-        .map(|row| row.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// A cell as text: arrays joined with commas, null as `null`.
-fn cell(value: Option<&Value>, null: &str) -> String {
-    match value {
-        None | Some(Value::Null) => null.to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| cell(Some(item), null))
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn csv(rows: &[Value]) -> anyhow::Result<String> {
-    let columns = columns(rows);
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if !columns.is_empty() {
-        writer.write_record(&columns)?;
-    }
-    for row in rows {
-        writer.write_record(columns.iter().map(|c| cell(row.get(c), "")))?;
-    }
-    Ok(String::from_utf8(writer.into_inner()?)?)
 }
 
 fn rows_table(rows: &[Value]) -> String {

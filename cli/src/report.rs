@@ -240,7 +240,10 @@ mod tests {
     fn flags_become_the_same_parameters_the_api_takes() {
         let (name, p) = params(&["top-pulled", "--days", "7", "--registry", "main"]);
         assert_eq!(name, "top-pulled");
-        assert_eq!((p.days, p.limit, p.registry.as_deref()), (Some(7), None, Some("main")));
+        assert_eq!(
+            (p.days, p.limit, p.registry.as_deref()),
+            (Some(7), None, Some("main"))
+        );
         let (report, _) = Report::from_params(name, &p).expect("a report");
         assert_eq!(report, Report::TopPulled { days: 7, limit: 20 });
     }

@@ -1,12 +1,12 @@
 //! Building and running the receiver on a listener.
 
-use regstat_shared::auth::Authenticator;
 use crate::publisher::Publisher;
 use crate::routes::{events, health};
 use crate::tls;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use regstat_shared::auth::Authenticator;
 use regstat_shared::config::Settings;
 use regstat_shared::topology::Topology;
 use std::net::TcpListener;

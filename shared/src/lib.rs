@@ -6,6 +6,7 @@
 //! - [`content`]: what a manifest contains (config, layers, children, platform), whichever
 //!   source told.
 //! - [`backoff`]: the one retry delay policy (exponential, capped) every retry loop uses.
+//! - [`export`]: report rows as CSV (the CLI and the console write the same).
 //! - [`config`]: typed, layered settings with defaults in one embedded file.
 //! - [`telemetry`]: tracing subscriber setup (human or JSON).
 //! - [`topology`]: RabbitMQ exchanges, queues and bindings, declared by every process.
@@ -22,6 +23,7 @@ pub mod backoff;
 pub mod config;
 pub mod content;
 pub mod event;
+pub mod export;
 pub mod grammar;
 pub mod healthcheck;
 pub mod metrics;

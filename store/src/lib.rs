@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`db`]: connections, migrations (the workspace's `migrations/`), and which database errors
 //!   are transient.
+//! - [`browse`]: what the console shows besides the reports (totals, repositories, a digest,
+//!   search, activity).
 //! - [`databases`]: whole databases made and dropped by the test suites and the benchmark.
 //! - [`ledger`]: `regstat.events`, one row per distinct event id, and recording a batch of
 //!   events with their effects in one transaction.
@@ -17,6 +19,7 @@
 //! - [`measure`]: whole-ledger counts for the benchmark's checks.
 //! - `testkit` (feature `testkit`): a migrated database per test, dropped afterwards.
 
+pub mod browse;
 pub mod databases;
 pub mod db;
 pub mod ledger;

@@ -250,7 +250,10 @@ impl Report {
             other => {
                 return Err(ParamError::new(
                     "name",
-                    format!("no report is called {other:?} (reports: {})", NAMES.join(", ")),
+                    format!(
+                        "no report is called {other:?} (reports: {})",
+                        NAMES.join(", ")
+                    ),
                 ));
             }
         };
@@ -440,7 +443,7 @@ fn has_repository(report: &Report) -> bool {
 }
 
 /// `lab` matches `lab` and everything under `lab/`; `*` and `?` make it a glob.
-fn push_repository_filter(query: &mut QueryBuilder<Postgres>, pattern: &str) {
+pub(crate) fn push_repository_filter(query: &mut QueryBuilder<Postgres>, pattern: &str) {
     let escaped = pattern
         .replace('\\', "\\\\")
         .replace('%', "\\%")

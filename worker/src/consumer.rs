@@ -25,6 +25,7 @@ use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
     RECEIVED_AT_HEADER, Topology, header_i64,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -39,7 +40,7 @@ const DB_RETRY: Policy = Policy::exponential(INITIAL_BACKOFF, Duration::from_sec
 pub async fn run(
     settings: &Settings,
     ctx: &Context,
-    readiness: &Readiness,
+    readiness: &Arc<Readiness>,
     shutdown: CancellationToken,
 ) {
     let topology = Topology::from_settings(&settings.amqp);
@@ -95,7 +96,7 @@ struct Session<'a> {
     settings: &'a Settings,
     topology: &'a Topology,
     ctx: &'a Context,
-    readiness: &'a Readiness,
+    readiness: &'a Arc<Readiness>,
     shutdown: &'a CancellationToken,
 }
 
@@ -146,17 +147,23 @@ impl Session<'_> {
             gauges,
             self.topology.clone(),
             self.ctx.pool.clone(),
+            self.readiness.clone(),
         ));
         let _poller = AbortOnDrop(poller);
         let loops = consumers.into_iter().map(|(queue, consumer)| {
             let span = tracing::info_span!("consume", queue = %queue);
-            self.consume(consumer, &publisher).instrument(span)
+            self.consume(queue, consumer, &publisher).instrument(span)
         });
         futures_util::future::try_join_all(loops).await.map(|_| ())
     }
 
     /// Batches deliveries from one consumer until shutdown or a broker error.
-    async fn consume(&self, mut consumer: Consumer, publisher: &Channel) -> Result<(), LinkError> {
+    async fn consume(
+        &self,
+        queue: String,
+        mut consumer: Consumer,
+        publisher: &Channel,
+    ) -> Result<(), LinkError> {
         let worker = &self.settings.worker;
         loop {
             let first = tokio::select! {
@@ -176,7 +183,7 @@ impl Session<'_> {
                     Ok(None) | Err(_) => break,
                 }
             }
-            if !self.process(batch, publisher).await? {
+            if !self.process(&queue, batch, publisher).await? {
                 return Ok(());
             }
         }
@@ -185,6 +192,7 @@ impl Session<'_> {
     /// Handles and settles one batch. Returns `false` if shutdown interrupted it (unsettled).
     async fn process(
         &self,
+        queue: &str,
         mut batch: Vec<Delivery>,
         publisher: &Channel,
     ) -> Result<bool, LinkError> {
@@ -211,6 +219,9 @@ impl Session<'_> {
         };
         self.settle(&batch, &messages, &outcomes, publisher).await?;
         let settled = chrono::Utc::now();
+        if let Some(newest) = messages.iter().filter_map(|m| m.received_at).max() {
+            self.readiness.committed(queue, newest);
+        }
         for received in messages.iter().filter_map(|m| m.received_at) {
             let lag = (settled - received).num_microseconds().unwrap_or(i64::MAX);
             metrics::histogram!("regstat_worker_lag_seconds").record(lag as f64 / 1e6);

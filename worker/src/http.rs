@@ -4,11 +4,15 @@
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use regstat_shared::topology::{QueueSpec, Topology};
+use chrono::{DateTime, Utc};
+use regstat_shared::topology::{QueueRole, QueueSpec, Topology};
+use regstat_store::status::{self, QueueRow};
 use serde_json::json;
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,11 +22,14 @@ const POLL_INTERVAL: Duration = Duration::from_secs(15);
 /// Longest wait for the database in a readiness check.
 const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What readiness is made of, shared by the consume loop and the endpoint.
+/// What readiness is made of, shared by the consume loop and the endpoint; and the newest
+/// event time committed per work queue, which the gauge poller records for the console.
 #[derive(Debug, Default)]
 pub struct Readiness {
     /// Consumers are attached to every work queue.
     consuming: AtomicBool,
+    /// Work queue → the newest `received_at` committed from it by this worker.
+    newest: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 impl Readiness {
@@ -35,6 +42,18 @@ impl Readiness {
     /// Whether consumers are attached.
     pub fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
+    }
+
+    /// Records that a batch received up to `at` was committed from `queue`.
+    pub fn committed(&self, queue: &str, at: DateTime<Utc>) {
+        if let Ok(mut newest) = self.newest.lock() {
+            let entry = newest.entry(queue.to_owned()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+
+    fn newest(&self, queue: &str) -> Option<DateTime<Utc>> {
+        self.newest.lock().ok()?.get(queue).copied()
     }
 }
 
@@ -91,12 +110,19 @@ async fn render_metrics() -> HttpResponse {
         .body(regstat_shared::metrics::render())
 }
 
-/// Refreshes the queue and ledger gauges every 15 s on `channel` until it fails.
-pub async fn poll_gauges(channel: lapin::Channel, topology: Topology, pool: PgPool) {
+/// Refreshes the queue and ledger gauges every 15 s on `channel` until it fails, and records
+/// the queues in `regstat.queue_status` for the console.
+pub async fn poll_gauges(
+    channel: lapin::Channel,
+    topology: Topology,
+    pool: PgPool,
+    readiness: Arc<Readiness>,
+) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     loop {
         tick.tick().await;
-        for QueueSpec { name, .. } in topology.queues() {
+        let mut rows = Vec::new();
+        for QueueSpec { name, role, .. } in topology.queues() {
             let declared = channel
                 .queue_declare(
                     name.as_str().into(),
@@ -110,8 +136,25 @@ pub async fn poll_gauges(channel: lapin::Channel, topology: Topology, pool: PgPo
             let Ok(queue) = declared else { return };
             metrics::gauge!("regstat_queue_messages", "queue" => name.clone())
                 .set(f64::from(queue.message_count()));
-            metrics::gauge!("regstat_queue_consumers", "queue" => name)
+            metrics::gauge!("regstat_queue_consumers", "queue" => name.clone())
                 .set(f64::from(queue.consumer_count()));
+            let role = match role {
+                QueueRole::Work => "work",
+                QueueRole::Retry { .. } => "retry",
+                QueueRole::Terminal if name == topology.dead_queue() => "dead",
+                QueueRole::Terminal => "quarantine",
+            };
+            rows.push(QueueRow {
+                newest_received_at: readiness.newest(&name),
+                queue: name,
+                role: role.to_owned(),
+                messages: i64::from(queue.message_count()),
+                consumers: i64::from(queue.consumer_count()),
+                updated_at: Utc::now(),
+            });
+        }
+        if let Err(error) = status::record_queues(&pool, &rows).await {
+            tracing::debug!(%error, "cannot record the queue status; trying again at the next poll");
         }
         // The planner's estimate, summed over partitions: exact enough for a gauge, and free.
         let estimate = regstat_store::ledger::estimated_len(&pool).await;

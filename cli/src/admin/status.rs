@@ -21,9 +21,7 @@ use sqlx::PgConnection;
 /// The ledger table.
 pub const LEDGER_TABLE: &str = "regstat.events";
 
-/// Above this many rows (by the planner's estimate) the ledger is not counted exactly: a
-/// `count(*)` would scan the whole table.
-pub const EXACT_COUNT_LIMIT: i64 = 1_000_000;
+pub use regstat_store::status::EXACT_COUNT_LIMIT;
 
 /// Everything `regstat status` reports.
 #[derive(Debug, Clone, Serialize)]

@@ -52,6 +52,7 @@ pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error
     pull_metrics(tx, changes).await?;
     version_checks(tx, changes).await?;
     repositories(tx, changes).await?;
+    repository_days(tx, changes).await?;
     actors(tx, changes).await?;
     Ok(())
 }
@@ -455,6 +456,29 @@ async fn repositories(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     .bind(column(m, |_, v| v.last_push_at))
     .bind(column(m, |_, v| v.first_pull_at))
     .bind(column(m, |_, v| v.last_pull_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn repository_days(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
+    if c.repository_days.is_empty() {
+        return Ok(());
+    }
+    let m = &c.repository_days;
+    sqlx::query(
+        "INSERT INTO regstat.repository_pulls AS p (day, registry, repository, pulls,
+             system_pulls)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+         ON CONFLICT (day, registry, repository) DO UPDATE SET
+             pulls = p.pulls + EXCLUDED.pulls,
+             system_pulls = p.system_pulls + EXCLUDED.system_pulls",
+    )
+    .bind(column(m, |k, _| k.0))
+    .bind(column(m, |k, _| k.1.as_str()))
+    .bind(column(m, |k, _| k.2.as_str()))
+    .bind(column(m, |_, v| v.0))
+    .bind(column(m, |_, v| v.1))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -162,6 +162,8 @@ pub struct Changes {
     /// Version checks: (checks added, newest resolve), per day, tag and digest.
     pub(super) version_checks: BTreeMap<MetricKey, (i64, Option<Time>)>,
     pub(super) repositories: BTreeMap<RepoKey, RepositoryRow>,
+    /// Image pulls (non-system, system) per day and repository.
+    pub(super) repository_days: BTreeMap<(NaiveDate, String, String), (i64, i64)>,
     pub(super) actors: BTreeMap<(String, String, String, &'static str), ActorRow>,
 }
 
@@ -291,6 +293,19 @@ impl Changes {
                 // An image pull is the GET of an image manifest: once per pulled image, by tag
                 // or by digest, whether or not an index was read first.
                 if !is_index(target.media_type.as_deref()) {
+                    let day = self
+                        .repository_days
+                        .entry((
+                            e.at.date_naive(),
+                            e.registry.to_owned(),
+                            repository.to_owned(),
+                        ))
+                        .or_default();
+                    if system {
+                        day.1 += 1;
+                    } else {
+                        day.0 += 1;
+                    }
                     let repo = self.repository(e.registry, repository);
                     if system {
                         repo.system_pulls += 1;

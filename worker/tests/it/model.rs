@@ -145,6 +145,7 @@ pub(crate) async fn snapshot(db: &TestDb) -> Value {
         "manifest_requests",
         "repository_stats",
         "actors",
+        "repository_pulls",
     ] {
         let sql = format!(
             "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM regstat.{table} t"
