@@ -131,6 +131,39 @@ impl TestReceiver {
     }
 }
 
+/// A console running in this process on a free port.
+pub struct TestConsole {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestConsole {
+    pub fn spawn(settings: &Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let app = regstat_console::Application::build_with_listener(settings, listener)
+            .expect("build the console");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            handle,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        tokio::time::timeout(STOP_DEADLINE, self.task)
+            .await
+            .expect("the console did not stop within the deadline")
+            .expect("console task panicked")
+            .expect("console failed");
+    }
+}
+
 /// Every fixture request body in `file` (a name in the fixtures directory).
 pub fn fixture_bodies(file: &str) -> Vec<String> {
     let text = regstat_shared::testkit::fixture_text(file);

@@ -4,6 +4,7 @@
 
 mod admin;
 mod callbacks;
+mod console;
 mod deploy;
 mod e2e;
 mod e2e_model;
