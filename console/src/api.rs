@@ -210,14 +210,17 @@ async fn repositories(
     }
 }
 
-/// One repository: tags, pulls per day of its top tags, actors, history.
+/// One repository: tags, pulls per day of its top tags, actors, history; with `part`, one of
+/// them as rows (JSON, or CSV with `format=csv`).
 #[utoipa::path(
     get,
     path = "/api/v1/repositories/{registry}/{repository}",
     params(
         ("registry" = String, Path, description = "Canonical registry name"),
         ("repository" = String, Path, description = "Repository (may contain /)"),
-        ("days" = Option<i32>, Query, description = "Window of the pulls per day, default 30"),
+        ("days" = Option<i32>, Query, description = "Window of the pulls per day: 7, 30 (default), 90 or 365"),
+        ("part" = Option<String>, Query, description = "Only these rows: tags, pulls_per_day, actors or history"),
+        ("format" = Option<String>, Query, description = "With part: json (default) or csv"),
     ),
     responses((status = 200, body = RepositoryDetail), (status = 404, body = ErrorDoc))
 )]
@@ -227,18 +230,49 @@ async fn repository(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (registry, repository) = path.into_inner();
-    let detail = repository_detail(&state, &request, &registry, &repository).await?;
-    Ok(HttpResponse::Ok().json(detail))
+    let query = Query::parse(request.query_string(), &["days", "part", "format"])?;
+    let detail = repository_detail(&state, &query, &registry, &repository).await?;
+    part_response(
+        &detail,
+        &query,
+        &["tags", "pulls_per_day", "actors", "history"],
+    )
+}
+
+/// The whole `value` as JSON; with `part`, that field's rows as JSON or CSV.
+fn part_response<T: Serialize>(
+    value: &T,
+    query: &Query,
+    parts: &[&str],
+) -> Result<HttpResponse, ConsoleError> {
+    let format = query.format()?;
+    let Some(part) = query.text("part") else {
+        if format == Format::Csv {
+            return Err(ConsoleError::parameter(
+                "format",
+                "csv needs part (one list)",
+            ));
+        }
+        return Ok(HttpResponse::Ok().json(value));
+    };
+    if !parts.contains(&part.as_str()) {
+        return Err(ConsoleError::parameter(
+            "part",
+            format!("{part:?}: use {}", parts.join(", ")),
+        ));
+    }
+    let whole = serde_json::to_value(value).map_err(|e| ConsoleError::Internal(e.into()))?;
+    let rows = whole[part.as_str()].as_array().cloned().unwrap_or_default();
+    rows_response(&rows, format)
 }
 
 pub(crate) async fn repository_detail(
     state: &AppState,
-    request: &HttpRequest,
+    query: &Query,
     registry: &str,
     repository: &str,
 ) -> Result<RepositoryDetail, ConsoleError> {
-    let query = Query::parse(request.query_string(), &["days"])?;
-    let days = window(&query)?;
+    let days = window(query)?;
     let mut db = connection(state).await?;
     browse::repository(&mut db, registry, repository, days)
         .await?
@@ -254,19 +288,38 @@ pub(crate) fn window(query: &Query) -> Result<i32, ConsoleError> {
     }
 }
 
-/// One digest: where it is tagged, its index and children, referrers, blobs, pulls.
+/// One digest: where it is tagged, its index and children, referrers, blobs, pulls; with
+/// `part`, one of them as rows (JSON, or CSV with `format=csv`).
 #[utoipa::path(
     get,
     path = "/api/v1/digests/{digest}",
-    params(("digest" = String, Path, description = "e.g. sha256:...")),
+    params(
+        ("digest" = String, Path, description = "e.g. sha256:..."),
+        ("part" = Option<String>, Query, description = "Only these rows: manifests, tags, parents, children, referrers, blobs or pulls_per_day"),
+        ("format" = Option<String>, Query, description = "With part: json (default) or csv"),
+    ),
     responses((status = 200, body = DigestDetail), (status = 404, body = ErrorDoc))
 )]
 async fn digest(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
+    let query = Query::parse(request.query_string(), &["part", "format"])?;
     let detail = digest_detail(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(detail))
+    part_response(
+        &detail,
+        &query,
+        &[
+            "manifests",
+            "tags",
+            "parents",
+            "children",
+            "referrers",
+            "blobs",
+            "pulls_per_day",
+        ],
+    )
 }
 
 pub(crate) async fn digest_detail(
@@ -285,20 +338,29 @@ pub(crate) async fn digest_detail(
         .ok_or_else(|| ConsoleError::NotFound(format!("nothing is known of {digest}")))
 }
 
-/// Repositories, tags, digests (6+ hex digits) and actors matching `q`.
+/// Repositories, tags, digests (6+ hex digits) and actors matching `q`; with `part`, one of
+/// them as rows (JSON, or CSV with `format=csv`).
 #[utoipa::path(
     get,
     path = "/api/v1/search",
-    params(("q" = String, Query, description = "Text to look for")),
+    params(
+        ("q" = String, Query, description = "Text to look for"),
+        ("part" = Option<String>, Query, description = "Only these rows: repositories, tags, digests or actors"),
+        ("format" = Option<String>, Query, description = "With part: json (default) or csv"),
+    ),
     responses((status = 200, body = SearchResults), (status = 400, body = ErrorDoc))
 )]
 async fn search(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let query = Query::parse(request.query_string(), &["q"])?;
+    let query = Query::parse(request.query_string(), &["q", "part", "format"])?;
     let results = search_results(&state, &query).await?;
-    Ok(HttpResponse::Ok().json(results))
+    part_response(
+        &results,
+        &query,
+        &["repositories", "tags", "digests", "actors"],
+    )
 }
 
 pub(crate) async fn search_results(

@@ -7,7 +7,7 @@ use crate::error::{ConsoleError, PageError};
 use crate::params::{self, Query};
 use crate::startup::AppState;
 use crate::views::{
-    bytes, digest_href, href, instant, repository_href, short_digest, time, time_or,
+    bytes, digest_href, href, instant, media_type, repository_href, short_digest, time, time_or,
 };
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
@@ -555,9 +555,10 @@ async fn repository(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let (registry, repository) = path.into_inner();
-    let detail = api::repository_detail(&state, &request, &registry, &repository).await?;
     let query = Query::parse(request.query_string(), &["days"])?;
+    let detail = api::repository_detail(&state, &query, &registry, &repository).await?;
     let days = api::window(&query)?;
+    let part = |name: &str| vec![("part", Some(name.to_owned()))];
     let api_path = format!("/api/v1{}", repository_href(&registry, &repository));
     let mut tags = Table::new(
         "tags",
@@ -581,7 +582,7 @@ async fn repository(
         tags.rows.push(vec![
             Cell::text(tag.tag.clone()),
             Cell::link(short_digest(&tag.digest), digest_href(&tag.digest)),
-            Cell::text(tag.media_type.clone().unwrap_or_default()),
+            Cell::text(media_type(tag.media_type.as_deref())),
             Cell::text(tag.platforms.join(", ")),
             Cell {
                 text: bytes(tag.size),
@@ -667,8 +668,8 @@ async fn repository(
             })
             .collect(),
         chart: chart(&axis, &series),
-        tags: tags.exports(&api_path, &[]),
-        actors,
+        tags: tags.exports(&api_path, &part("tags")),
+        actors: actors.exports(&api_path, &part("actors")),
         history: activity_table("history", &history_page).exports(
             "/api/v1/activity",
             &[("repository", Some(repository.clone()))],
@@ -717,7 +718,7 @@ fn manifest_table(id: &str, manifests: &[ManifestRef], empty: &str) -> Table {
                 repository_href(&m.registry, &m.repository),
             ),
             Cell::link(short_digest(&m.digest), digest_href(&m.digest)),
-            Cell::text(m.media_type.clone().unwrap_or_default()),
+            Cell::text(media_type(m.media_type.as_deref())),
             Cell::text(m.artifact_type.clone().unwrap_or_default()),
             Cell::text(m.platform.clone().unwrap_or_default()),
             Cell {
@@ -802,6 +803,7 @@ async fn digest(
         ]);
     }
     let api_path = format!("/api/v1{}", digest_href(&digest));
+    let part = |name: &str| vec![("part", Some(name.to_owned()))];
     html(DigestPage {
         frame: Frame::new(short_digest(&digest), ""),
         chart: chart(&days, &[("pulls".to_owned(), values)]),
@@ -812,16 +814,20 @@ async fn digest(
             &detail.manifests,
             "No manifest with this digest.",
         )
-        .exports(&api_path, &[]),
-        tags: tag_table("digest-tags", &detail.tags, "No live tag names it.", true),
-        parents: manifest_table("parents", &detail.parents, "No index holds it."),
-        children: manifest_table("children", &detail.children, "Not an index."),
+        .exports(&api_path, &part("manifests")),
+        tags: tag_table("digest-tags", &detail.tags, "No live tag names it.", true)
+            .exports(&api_path, &part("tags")),
+        parents: manifest_table("parents", &detail.parents, "No index holds it.")
+            .exports(&api_path, &part("parents")),
+        children: manifest_table("children", &detail.children, "Not an index.")
+            .exports(&api_path, &part("children")),
         referrers: manifest_table(
             "referrers",
             &detail.referrers,
             "No referrer (signature, SBOM) names it.",
-        ),
-        blobs,
+        )
+        .exports(&api_path, &part("referrers")),
+        blobs: blobs.exports(&api_path, &part("blobs")),
         digest,
     })
 }
@@ -866,7 +872,7 @@ async fn search(
             Cell::number(a.events),
         ]);
     }
-    let exports = [("q", Some(text.clone()))];
+    let exports = |part: &str| vec![("q", Some(text.clone())), ("part", Some(part.to_owned()))];
     let mut frame = Frame::new(format!("Search: {text}"), "");
     frame.search.clone_from(&text);
     html(SearchPage {
@@ -877,14 +883,16 @@ async fn search(
             "No repository matches.",
             false,
         )
-        .exports("/api/v1/search", &exports),
-        tags: tag_table("found-tags", &results.tags, "No tag matches.", true),
+        .exports("/api/v1/search", &exports("repositories")),
+        tags: tag_table("found-tags", &results.tags, "No tag matches.", true)
+            .exports("/api/v1/search", &exports("tags")),
         digests: manifest_table(
             "found-digests",
             &results.digests,
             "No digest starts so (6 or more hex digits).",
-        ),
-        actors,
+        )
+        .exports("/api/v1/search", &exports("digests")),
+        actors: actors.exports("/api/v1/search", &exports("actors")),
         query: text,
     })
 }

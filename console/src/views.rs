@@ -50,6 +50,20 @@ pub fn instant(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A manifest media type as people say it (the full one for anything else).
+pub fn media_type(media_type: Option<&str>) -> String {
+    match media_type {
+        None => String::new(),
+        Some("application/vnd.oci.image.manifest.v1+json") => "OCI image".to_owned(),
+        Some("application/vnd.oci.image.index.v1+json") => "OCI index".to_owned(),
+        Some("application/vnd.docker.distribution.manifest.v2+json") => "Docker image".to_owned(),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json") => {
+            "Docker manifest list".to_owned()
+        }
+        Some(other) => other.to_owned(),
+    }
+}
+
 /// The first 12 hex digits of a digest, for tables (the full one is in the link).
 pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {

@@ -1,8 +1,8 @@
 //! The console (`regstat-console`): its API and pages over a database the worker filled
-//! (`api`), and in a real browser over the real pipeline fed by a real registry (`browser`).
+//! (`api`). The browser test, over the real pipeline fed by a real registry, is
+//! `e2e_model::console`.
 
 mod api;
-mod browser;
 
 use crate::helpers::{TestConsole, TestDb, context, fixture_bodies};
 use regstat_shared::testkit::TestBroker;
@@ -10,13 +10,16 @@ use regstat_worker::handler::{Incoming, Outcome, handle_batch};
 use serde_json::Value;
 
 /// The console's Basic user in these tests.
-const USER: &str = "operator";
-const PASSWORD: &str = "console-pw";
+pub(crate) const USER: &str = "operator";
+pub(crate) const PASSWORD: &str = "console-pw";
 /// Its bearer token.
 const TOKEN: &str = "console-token";
 
 /// Settings for a console on the test database with credentials.
-fn console_settings(db: &TestDb, broker: &TestBroker) -> regstat_shared::config::Settings {
+pub(crate) fn console_settings(
+    db: &TestDb,
+    broker: &TestBroker,
+) -> regstat_shared::config::Settings {
     crate::helpers::settings_with_file(
         db,
         broker,

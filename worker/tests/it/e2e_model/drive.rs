@@ -28,7 +28,7 @@ pub(super) struct Pipeline {
     proxy: RecordingProxy,
     worker: TestWorker,
     receiver: TestReceiver,
-    broker: TestBroker,
+    pub(super) broker: TestBroker,
     pub(super) db: TestDb,
 }
 

@@ -19,6 +19,7 @@
 
 mod checks;
 mod clients;
+mod console;
 mod containerd;
 mod drive;
 mod state;

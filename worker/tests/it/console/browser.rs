@@ -1,1 +1,0 @@
-//! The console in a real browser (Debian's chromium through chromedriver).
