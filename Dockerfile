@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
 #
-# One image with regstat's three binaries, built exactly as deploy/dev.sh builds them
+# One image with regstat's four binaries, built exactly as deploy/dev.sh builds them
 # (`cargo build --release --locked --bins`, same Cargo.lock, same release profile; only the
 # debug line tables are stripped):
 #
 #   /usr/local/bin/regstat-receiver   the webhook (port 8080)       command: regstat-receiver
 #   /usr/local/bin/regstat-worker     the queue consumer (port 9090) command: regstat-worker
+#   /usr/local/bin/regstat-console    pages and JSON API (port 8081) command: regstat-console
 #   /usr/local/bin/regstat            the operator CLI              command: regstat migrate | status | dlq ...
 #
 #   docker build -t regstat .
@@ -40,7 +41,7 @@ COPY . .
 # The image drops them (symbols stay, so backtraces still name functions): ~20 MB each.
 RUN cargo build --release --locked --bins \
     && mkdir /out \
-    && for bin in regstat-receiver regstat-worker regstat; do \
+    && for bin in regstat-receiver regstat-worker regstat-console regstat; do \
          strip --strip-debug -o "/out/$bin" "target/release/$bin"; \
        done
 
@@ -48,7 +49,7 @@ RUN cargo build --release --locked --bins \
 # system store) and nothing else. Same Debian release as the builder, so the same glibc.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 LABEL org.opencontainers.image.title="regstat" \
-      org.opencontainers.image.description="Registry notifications to RabbitMQ to PostgreSQL: receiver, worker and CLI" \
+      org.opencontainers.image.description="Registry notifications to RabbitMQ to PostgreSQL: receiver, worker, console and CLI" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/regstat/regstat"
 COPY --from=builder /out/ /usr/local/bin/

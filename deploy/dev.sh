@@ -17,7 +17,8 @@ Runs regstat on this machine:
   2. Creates the database `regstat` and the RabbitMQ vhost `regstat` (when rabbitmqctl works).
   3. Reads or creates a bearer token in .regstat-dev/token (unless REGSTAT__RECEIVER__TOKENS is set).
   4. cargo build --release, `regstat migrate`, prints the registry's notifications config.
-  5. Runs regstat-receiver and regstat-worker until Ctrl-C or until one of them exits.
+  5. Runs regstat-receiver, regstat-worker and regstat-console until Ctrl-C or until one of
+     them exits, and prints the console's URL and credentials.
 
 Options:
   --services-only  do steps 1 and 2 only (PostgreSQL, RabbitMQ, database, vhost), then exit
@@ -342,11 +343,13 @@ ensure_vhost() {
 # The end-to-end tests drive a real registry (Debian's docker-registry) with real clients
 # (skopeo, and containerd's ctr against a private containerd daemon).
 ensure_test_tools() {
-	say "test tools (docker-registry, skopeo, containerd)"
+	say "test tools (docker-registry, skopeo, containerd, chromium, chromedriver)"
 	local missing=()
 	[[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 	have skopeo || missing+=(skopeo)
 	{ have containerd && have ctr; } || missing+=(containerd)
+	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+	[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 	if ((${#missing[@]} == 0)); then
 		note "installed"
 	elif debian_root; then
@@ -429,6 +432,31 @@ notifications:
 
 EOF
 
+say "console credentials"
+if [[ -n ${REGSTAT__CONSOLE__BASIC:-}${REGSTAT__CONSOLE__TOKENS:-} ]]; then
+	note "REGSTAT__CONSOLE__BASIC or REGSTAT__CONSOLE__TOKENS is set: using it"
+	CONSOLE_LOGIN="(your configured credentials)"
+else
+	password_file=.regstat-dev/console-password
+	if [[ ! -s $password_file ]]; then
+		(
+			umask 077
+			mkdir -p .regstat-dev
+			od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$password_file"
+		)
+		note "created $password_file"
+	fi
+	REGSTAT__CONSOLE__BASIC="admin:$(tr -d '[:space:]' <"$password_file")"
+	export REGSTAT__CONSOLE__BASIC
+	CONSOLE_LOGIN="user admin, password in $password_file"
+fi
+CONSOLE=${REGSTAT__CONSOLE__LISTEN:-0.0.0.0:8081}
+console_host=${CONSOLE%:*}
+case $console_host in
+'' | 0.0.0.0) console_host=127.0.0.1 ;;
+'[::]') console_host='[::1]' ;;
+esac
+
 names=() pids=() sed_pids=()
 # start NAME BINARY: runs it in the background, its output prefixed by [NAME].
 start() {
@@ -447,7 +475,7 @@ start() {
 
 stop_all() {
 	trap - INT TERM
-	say "stopping receiver and worker"
+	say "stopping receiver, worker and console"
 	kill -TERM "${pids[@]}" 2>/dev/null || true
 	wait "${pids[@]}" 2>/dev/null || true
 	wait "${sed_pids[@]}" 2>/dev/null || true
@@ -455,9 +483,11 @@ stop_all() {
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
-say "starting regstat-receiver on $LISTEN and regstat-worker (Ctrl-C stops both)"
+say "starting regstat-receiver on $LISTEN, regstat-worker and regstat-console (Ctrl-C stops them)"
+note "console: http://$console_host:${CONSOLE##*:}/ ($CONSOLE_LOGIN)"
 start receiver "$BIN/regstat-receiver"
 start worker "$BIN/regstat-worker"
+start console "$BIN/regstat-console"
 
 # Until one of them exits; then stop the other and exit with the first one's status.
 while :; do

@@ -17,8 +17,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECRET = "regstat"
-SECRET_KEYS = {"database-url", "amqp-url", "receiver-tokens"}
-COMMANDS = {"regstat-receiver", "regstat-worker", "regstat"}
+SECRET_KEYS = {"database-url", "amqp-url", "receiver-tokens", "console-basic"}
+COMMANDS = {"regstat-receiver", "regstat-worker", "regstat-console", "regstat"}
 
 errors = []
 
@@ -95,7 +95,7 @@ def kubernetes(paths):
     for d in docs:
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
     deployments = by_kind.get("Deployment", {})
-    for name in ("regstat-receiver", "regstat-worker"):
+    for name in ("regstat-receiver", "regstat-worker", "regstat-console"):
         if name not in deployments:
             fail(f"no Deployment {name}")
     for name, d in deployments.items():

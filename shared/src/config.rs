@@ -115,7 +115,8 @@ pub struct ReceiverSettings {
     /// gives it).
     #[serde(deserialize_with = "comma_separated")]
     pub tokens: Vec<SecretString>,
-    /// Accepted basic credentials.
+    /// Accepted basic credentials (tables, or `user:password,...` as the environment gives it).
+    #[serde(deserialize_with = "comma_separated")]
     pub basic: Vec<BasicCredential>,
     /// Retry-After seconds on 503.
     pub retry_after_secs: u32,
@@ -140,7 +141,9 @@ pub struct ConsoleSettings {
     /// Accepted bearer tokens (a list, or one comma-separated string).
     #[serde(deserialize_with = "comma_separated")]
     pub tokens: Vec<SecretString>,
-    /// Accepted basic credentials (what a browser sends).
+    /// Accepted basic credentials, what a browser sends (tables, or `user:password,...` as the
+    /// environment gives it).
+    #[serde(deserialize_with = "comma_separated")]
     pub basic: Vec<BasicCredential>,
     /// Serve without credentials (the console refuses to start with none, unless this is set).
     pub allow_anonymous: bool,
@@ -474,6 +477,21 @@ trait ListItem: Sized {
 impl ListItem for SecretString {
     fn from_text(text: &str) -> Result<Self, String> {
         Ok(SecretString::from(text))
+    }
+}
+
+impl ListItem for BasicCredential {
+    /// `user:password` (the environment's form of a `[[...basic]]` table).
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            Some((username, password)) if !username.trim().is_empty() && !password.is_empty() => {
+                Ok(BasicCredential {
+                    username: username.trim().to_owned(),
+                    password: SecretString::from(password),
+                })
+            }
+            _ => Err("a basic credential is user:password".to_owned()),
+        }
     }
 }
 

@@ -426,3 +426,22 @@ fn environment_values_are_taken_verbatim() {
     let message = load_err(Some(file.path()), &[]).to_string();
     assert!(message.contains("receiver.tokens"), "{message}");
 }
+
+#[test]
+fn basic_credentials_come_from_the_environment_as_user_password_pairs() {
+    let settings = load(
+        None,
+        &[("REGSTAT__CONSOLE__BASIC", "admin:pw:with:colons,ops:pw2")],
+    )
+    .unwrap();
+    let users: Vec<(&str, &str)> = settings
+        .console
+        .basic
+        .iter()
+        .map(|c| (c.username.as_str(), c.password.expose_secret()))
+        .collect();
+    assert_eq!(users, [("admin", "pw:with:colons"), ("ops", "pw2")]);
+    assert!(!settings.console.is_open());
+    let error = load(None, &[("REGSTAT__CONSOLE__BASIC", "no-password")]).unwrap_err();
+    assert!(error.to_string().contains("user:password"), "{error}");
+}
