@@ -17,8 +17,10 @@
 //!   and the events it sends over a seeded registry of repositories and tags.
 //! - `raw`: the raw limits (confirmed publishing, the worker's SQL issued directly).
 //! - `fake_registry`: a stand-in registry answering manifest callbacks.
+//! - `console`: scenario 6, the console's pages, API and reports at two sizes.
 //! - `report`, `stats`: medians, percentiles, verdicts and `BENCHMARKS.md`.
 
+mod console;
 mod fake_registry;
 mod load;
 mod raw;
@@ -95,6 +97,8 @@ enum Scenario {
     EndToEnd,
     /// 4: manifest callbacks answered slowly.
     SlowRegistry,
+    /// 6: the console's pages, API and the reports at 200,000 and 2,000,000 events.
+    Console,
 }
 
 #[tokio::main]
@@ -130,6 +134,10 @@ async fn main() -> anyhow::Result<()> {
     if wanted(Scenario::SlowRegistry) {
         eprintln!("scenario 4: slow registry");
         report.slow_registry = Some(scenarios::slow_registry(&services, &plan).await?);
+    }
+    if wanted(Scenario::Console) {
+        eprintln!("scenario 6: the console at size");
+        report.console = Some(console::console(&services, &plan.console_sizes).await?);
     }
     report.memory = memory;
 
@@ -173,6 +181,11 @@ fn plan(cli: &Cli) -> Plan {
             vec![1, 16]
         } else {
             vec![1, 4, 16, 64]
+        },
+        console_sizes: if quick {
+            vec![20_000, 100_000]
+        } else {
+            vec![200_000, 2_000_000]
         },
     }
 }

@@ -1,5 +1,6 @@
 //! The figures as a table, checked against the targets of issue 6, and `BENCHMARKS.md`.
 
+use crate::console::ConsoleFigures;
 use crate::scenarios::{Concurrent, EndToEnd, Memory, Plan, Serial, SlowRegistry};
 use crate::stack::Services;
 use std::fmt::Write as _;
@@ -20,6 +21,8 @@ pub struct Report {
     pub slow_registry: Option<SlowRegistry>,
     /// Scenario 5.
     pub memory: Memory,
+    /// Scenario 6.
+    pub console: Option<ConsoleFigures>,
 }
 
 impl Report {
@@ -34,6 +37,7 @@ impl Report {
             end_to_end: None,
             slow_registry: None,
             memory: Memory::default(),
+            console: None,
         }
     }
 
@@ -257,6 +261,9 @@ impl Report {
                 verdict(worker <= 100.0, "≤ 100 MiB"),
             );
         }
+        if let Some(console) = &self.console {
+            out.push_str(&console_table(console));
+        }
         out
     }
 
@@ -389,4 +396,45 @@ async fn machine(services: &Services) -> Vec<(String, String)> {
             chrono::Utc::now().format("%Y-%m-%d").to_string(),
         ),
     ]
+}
+
+/// Scenario 6 as its own table: every page, endpoint and report at each size, p50 / p95,
+/// against the targets (p95 ≤ 150 ms; at the largest size no more than twice the smallest's,
+/// below 20 ms a ratio is noise).
+fn console_table(console: &ConsoleFigures) -> String {
+    let mut out = String::from("\n");
+    let (Some(small), Some(large)) = (console.sizes.first(), console.sizes.last()) else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "| 6 console: page, endpoint or report | {} events p50 / p95 | {} events p50 / p95 | target |",
+        small.events, large.events
+    );
+    out.push_str("| --- | --- | --- | --- |\n");
+    for (at_small, at_large) in small.timings.iter().zip(&large.timings) {
+        let ratio = at_large.p95 / at_small.p95.max(0.1);
+        let _ = writeln!(
+            out,
+            "| `{}` | {:.1} / {:.1} ms | {:.1} / {:.1} ms ({ratio:.1}×) | {} |",
+            at_large.what,
+            at_small.p50,
+            at_small.p95,
+            at_large.p50,
+            at_large.p95,
+            verdict(
+                at_large.p95 <= 150.0 && (ratio <= 2.0 || at_large.p95 <= 20.0),
+                "p95 ≤ 150 ms, ≤ 2× the smaller size"
+            )
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSeeded through the worker's write path: {} events in {:.0} s, then {} more in {:.0} s.",
+        small.events,
+        small.seed_secs,
+        large.events.saturating_sub(small.events),
+        large.seed_secs
+    );
+    out
 }

@@ -51,6 +51,8 @@ pub struct Plan {
     pub slow_delay: Duration,
     /// Callback concurrencies tried on the manifest path.
     pub callback_concurrency: Vec<usize>,
+    /// Events recorded before each console measurement (scenario 6).
+    pub console_sizes: Vec<usize>,
 }
 
 /// Scenario 1.

@@ -48,6 +48,13 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), sqlx::Erro
     admin.close().await
 }
 
+/// Refreshes the planner's statistics of the database `pool` is on (after a bulk load, as
+/// autovacuum would in time).
+pub async fn analyze(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
 /// The server's version, as `SHOW server_version` says it.
 pub async fn server_version(admin_url: &str) -> Result<String, sqlx::Error> {
     let mut admin = PgConnection::connect(admin_url).await?;
