@@ -50,7 +50,8 @@ pub struct ConsoleFigures {
 
 /// Seeds and measures at each of `sizes` (events, ascending).
 pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<ConsoleFigures> {
-    let mut workload = Workload::new(REGISTRY_HOST, 2_000, 10, 6);
+    // 20,000 tags; a quarter of the repositories hold multi-arch images.
+    let mut workload = Workload::with_multi_arch(REGISTRY_HOST, 2_000, 10, 6, 4);
     let registry = FakeRegistry::start(workload.documents())?;
     let stack = Stack::new(services, Some(registry.addr)).await?;
     let result = async {
@@ -90,10 +91,12 @@ pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<Con
     result
 }
 
-/// Records `count` events of the mix, their times spread over the last [`SPREAD_DAYS`] days.
+/// Records `count` events of the mix, their times spread over the last [`SPREAD_DAYS`] days
+/// (the requests of one push or pull a few milliseconds apart, as a client makes them).
 async fn seed(context: &Context, workload: &mut Workload, count: usize) -> anyhow::Result<()> {
     let now = Utc::now();
     let mut rng = fastrand::Rng::with_seed(count as u64);
+    let mut ago = chrono::Duration::zero();
     let mut done = 0;
     while done < count {
         let batch = 256.min(count - done);
@@ -101,7 +104,12 @@ async fn seed(context: &Context, workload: &mut Workload, count: usize) -> anyho
             .map(|_| {
                 let mut event: Value =
                     serde_json::from_str(&workload.next_event().1).unwrap_or_default();
-                let ago = chrono::Duration::seconds(rng.i64(0..SPREAD_DAYS * 86_400));
+                ago = if workload.follows() {
+                    (ago - chrono::Duration::milliseconds(rng.i64(5..50)))
+                        .max(chrono::Duration::zero())
+                } else {
+                    chrono::Duration::milliseconds(rng.i64(0..SPREAD_DAYS * 86_400_000))
+                };
                 event["timestamp"] =
                     Value::String((now - ago).to_rfc3339_opts(SecondsFormat::Nanos, true));
                 Incoming {

@@ -8,12 +8,14 @@
 //! - [`Workload`]: a registry of ~1,000 repositories and ~10,000 tags whose images really
 //!   exist (their manifests and configs are served by [`crate::fake_registry`], so the worker's
 //!   callbacks succeed and verify), producing a realistic mix: mostly blob and manifest pulls,
-//!   some pushes of new builds, mounts and deletes (scenarios 3 and 4).
+//!   some pushes of new builds, mounts and deletes (scenarios 3 and 4); optionally some of its
+//!   images are multi-arch indexes, pushed child by child and pulled the way containerd pulls
+//!   them (scenario 6).
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 /// The host the simulated registry's clients use (`request.host`); the worker maps it to the
@@ -22,6 +24,7 @@ pub const REGISTRY_HOST: &str = "registry.bench:5000";
 
 /// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const BLOB: &str = "application/octet-stream";
@@ -77,6 +80,22 @@ pub type Documents = Arc<RwLock<HashMap<String, Document>>>;
 /// One tagged image.
 #[derive(Debug, Clone)]
 struct Image {
+    /// What the tag points at: the image manifest, or the index of a multi-arch image.
+    manifest: Descriptor,
+    /// One per platform; a single-arch image has one, whose manifest is `manifest`.
+    platforms: Vec<Platform>,
+}
+
+impl Image {
+    fn is_index(&self) -> bool {
+        self.manifest.media_type == OCI_INDEX
+    }
+}
+
+/// One platform's image manifest and what it references.
+#[derive(Debug, Clone)]
+struct Platform {
+    architecture: &'static str,
     manifest: Descriptor,
     config: Descriptor,
     layers: Vec<Descriptor>,
@@ -135,18 +154,46 @@ pub struct Workload {
     repositories: Vec<Repository>,
     documents: Documents,
     builds: u64,
+    /// One repository in this many holds multi-arch images (0: none).
+    multi_arch_every: usize,
+    /// The rest of a push or pull already begun, sent before anything new.
+    pending: VecDeque<(Kind, Value)>,
+    /// The client of the push or pull in progress (address and user agent), so that all of its
+    /// requests come from one client as they do from a real one.
+    client: Option<(String, &'static str)>,
+    /// Whether the last event returned continued a push or pull begun before it.
+    follows: bool,
+    /// The actor of the push or pull in progress.
+    actor: Value,
 }
 
 impl Workload {
     /// A registry at `host` with `repositories` × `tags_per_repository` images; their
     /// documents go into `documents`.
     pub fn new(host: &str, repositories: usize, tags_per_repository: usize, seed: u64) -> Self {
+        Self::with_multi_arch(host, repositories, tags_per_repository, seed, 0)
+    }
+
+    /// As [`Workload::new`], with one repository in `every` holding multi-arch images
+    /// (amd64 and arm64 under an OCI index); 0 for none.
+    pub fn with_multi_arch(
+        host: &str,
+        repositories: usize,
+        tags_per_repository: usize,
+        seed: u64,
+        every: usize,
+    ) -> Self {
         let mut workload = Self {
             rng: fastrand::Rng::with_seed(seed),
             host: host.to_owned(),
             repositories: Vec::with_capacity(repositories),
             documents: Documents::default(),
             builds: 0,
+            multi_arch_every: every,
+            pending: VecDeque::new(),
+            client: None,
+            follows: false,
+            actor: Value::Null,
         };
         let teams = [
             "platform", "payments", "search", "data", "web", "ml", "infra", "mobile",
@@ -160,7 +207,7 @@ impl Workload {
                     } else {
                         format!("1.{}.{t}", r % 7)
                     };
-                    (tag, workload.build())
+                    (tag, workload.build(r))
                 })
                 .collect();
             workload.repositories.push(Repository {
@@ -177,24 +224,51 @@ impl Workload {
         self.documents.clone()
     }
 
-    /// A new image: a shared base layer, a fresh application layer, a config naming its
-    /// platform, and the manifest referencing them, all registered as documents.
-    fn build(&mut self) -> Image {
+    /// A new image for repository `r`: multi-arch (an index over amd64 and arm64) in one
+    /// repository of every `multi_arch_every`, else a single platform.
+    fn build(&mut self, r: usize) -> Image {
+        if self.multi_arch_every > 0 && r.is_multiple_of(self.multi_arch_every) {
+            let platforms = vec![self.platform("amd64"), self.platform("arm64")];
+            let manifests: Vec<Value> = platforms
+                .iter()
+                .map(|p| {
+                    let mut descriptor = descriptor_json(&p.manifest);
+                    descriptor["platform"] = json!({"architecture": p.architecture, "os": "linux"});
+                    descriptor
+                })
+                .collect();
+            let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+            let manifest = self.register(OCI_INDEX, serde_json::to_vec(&index).unwrap_or_default());
+            return Image {
+                manifest,
+                platforms,
+            };
+        }
+        let architecture = if self.rng.u8(..10) < 7 {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        let platform = self.platform(architecture);
+        Image {
+            manifest: platform.manifest.clone(),
+            platforms: vec![platform],
+        }
+    }
+
+    /// A new image manifest for `architecture`: a shared base layer, a fresh application
+    /// layer and a config naming the platform, all registered as documents.
+    fn platform(&mut self, architecture: &'static str) -> Platform {
         self.builds += 1;
         let base = Descriptor {
             media_type: OCI_LAYER,
-            digest: fake_digest(&format!("base-{}", self.rng.u8(..16))),
+            digest: fake_digest(&format!("base-{architecture}-{}", self.rng.u8(..16))),
             size: 28_000_000 + u64::from(self.rng.u32(..1_000_000)),
         };
         let app = Descriptor {
             media_type: OCI_LAYER,
             digest: fake_digest(&format!("app-{}-{}", self.builds, self.rng.u64(..))),
             size: 1_000_000 + u64::from(self.rng.u32(..5_000_000)),
-        };
-        let architecture = if self.rng.u8(..10) < 7 {
-            "amd64"
-        } else {
-            "arm64"
         };
         let config = json!({
             "architecture": architecture,
@@ -214,7 +288,8 @@ impl Workload {
             OCI_MANIFEST,
             serde_json::to_vec(&manifest).unwrap_or_default(),
         );
-        Image {
+        Platform {
+            architecture,
             manifest,
             config,
             layers,
@@ -240,8 +315,13 @@ impl Workload {
         descriptor
     }
 
-    /// The next event of the realistic mix: its kind and JSON.
+    /// The next event of the realistic mix: its kind and JSON. A push or pull of a multi-arch
+    /// image takes several events; they come in turn, before anything new.
     pub fn next_event(&mut self) -> (Kind, String) {
+        if let Some((kind, event)) = self.pending.pop_front() {
+            self.follows = true;
+            return (kind, self.finish(event));
+        }
         let mut roll = self.rng.u32(..100);
         let kind = MIX
             .iter()
@@ -254,72 +334,195 @@ impl Workload {
         (kind, self.event_of(kind))
     }
 
-    /// An event of `kind` in a random repository.
+    /// Whether the event [`Workload::next_event`] returned last continues a push or pull begun
+    /// before it (the same client, a moment later).
+    pub fn follows(&self) -> bool {
+        self.follows
+    }
+
+    /// An event of `kind` in a random repository (the first of its push or pull; the rest wait
+    /// for [`Workload::next_event`]).
     pub fn event_of(&mut self, kind: Kind) -> String {
+        self.follows = false;
+        self.client = None;
         // Popular repositories get most of the traffic.
         let r = (self.rng.f64().powi(3) * self.repositories.len() as f64) as usize;
         let t = self.rng.usize(..self.repositories[r].tags.len());
-        let event = match kind {
+        let name = self.repositories[r].name.clone();
+        let mut events: VecDeque<(Kind, Value)> = match kind {
             Kind::PullBlob | Kind::PushBlob => {
                 let image = &self.repositories[r].tags[t].1;
+                let platform = &image.platforms[self.rng.usize(..image.platforms.len())];
                 let blob = if self.rng.u8(..4) == 0 {
-                    image.config.clone()
+                    platform.config.clone()
                 } else {
-                    image.layers[self.rng.usize(..image.layers.len())].clone()
+                    platform.layers[self.rng.usize(..platform.layers.len())].clone()
                 };
                 let (action, method) = if kind == Kind::PullBlob {
                     ("pull", "GET")
                 } else {
                     ("push", "PUT")
                 };
-                self.blob_event(action, method, r, &blob, None)
+                [(kind, self.blob_event(action, method, &name, &blob, None))].into()
             }
             Kind::Mount => {
                 let from = self.rng.usize(..self.repositories.len());
                 let image = &self.repositories[from].tags[0].1;
-                let layer = image.layers[0].clone();
+                let layer = image.platforms[0].layers[0].clone();
                 let from = self.repositories[from].name.clone();
-                self.blob_event("mount", "POST", r, &layer, Some(&from))
+                [(
+                    kind,
+                    self.blob_event("mount", "POST", &name, &layer, Some(&from)),
+                )]
+                .into()
             }
             Kind::PullManifest | Kind::HeadManifest => {
-                let method = if kind == Kind::PullManifest {
-                    "GET"
+                let (tag, image) = self.repositories[r].tags[t].clone();
+                if kind == Kind::HeadManifest {
+                    let check = self.manifest_event(
+                        "pull",
+                        "HEAD",
+                        &name,
+                        &image.manifest,
+                        Some(&tag),
+                        None,
+                    );
+                    [(kind, check)].into()
+                } else if image.is_index() {
+                    // containerd: resolve the tag, fetch the index and its platform by digest.
+                    let platform = image.platforms[self.rng.usize(..image.platforms.len())].clone();
+                    [
+                        (
+                            Kind::HeadManifest,
+                            self.manifest_event(
+                                "pull",
+                                "HEAD",
+                                &name,
+                                &image.manifest,
+                                Some(&tag),
+                                None,
+                            ),
+                        ),
+                        (
+                            kind,
+                            self.manifest_event("pull", "GET", &name, &image.manifest, None, None),
+                        ),
+                        (
+                            kind,
+                            self.manifest_event(
+                                "pull",
+                                "GET",
+                                &name,
+                                &platform.manifest,
+                                None,
+                                None,
+                            ),
+                        ),
+                    ]
+                    .into()
                 } else {
-                    "HEAD"
-                };
-                self.manifest_event("pull", method, r, t, false)
+                    [(
+                        kind,
+                        self.manifest_event(
+                            "pull",
+                            "GET",
+                            &name,
+                            &image.manifest,
+                            Some(&tag),
+                            None,
+                        ),
+                    )]
+                    .into()
+                }
             }
             Kind::PushManifest => {
-                let image = self.build();
-                let old = std::mem::replace(&mut self.repositories[r].tags[t].1, image);
+                let image = self.build(r);
+                let (tag, old) = &mut self.repositories[r].tags[t];
+                let tag = tag.clone();
+                let old = std::mem::replace(old, image.clone());
                 self.repositories[r].superseded.push(old.manifest.digest);
-                self.manifest_event("push", "PUT", r, t, true)
+                // Each platform's manifest first (by digest), then what the tag points at.
+                let mut events: VecDeque<(Kind, Value)> = VecDeque::new();
+                if image.is_index() {
+                    for platform in &image.platforms {
+                        let references = std::iter::once(&platform.config)
+                            .chain(&platform.layers)
+                            .cloned()
+                            .collect();
+                        events.push_back((
+                            kind,
+                            self.manifest_event(
+                                "push",
+                                "PUT",
+                                &name,
+                                &platform.manifest,
+                                None,
+                                Some(references),
+                            ),
+                        ));
+                    }
+                    let references = image.platforms.iter().map(|p| p.manifest.clone()).collect();
+                    events.push_back((
+                        kind,
+                        self.manifest_event(
+                            "push",
+                            "PUT",
+                            &name,
+                            &image.manifest,
+                            Some(&tag),
+                            Some(references),
+                        ),
+                    ));
+                } else {
+                    let platform = &image.platforms[0];
+                    let references = std::iter::once(&platform.config)
+                        .chain(&platform.layers)
+                        .cloned()
+                        .collect();
+                    events.push_back((
+                        kind,
+                        self.manifest_event(
+                            "push",
+                            "PUT",
+                            &name,
+                            &image.manifest,
+                            Some(&tag),
+                            Some(references),
+                        ),
+                    ));
+                }
+                events
             }
             Kind::Delete => {
-                let repository = &mut self.repositories[r];
-                let digest = repository
+                let digest = self.repositories[r]
                     .superseded
                     .pop()
                     .unwrap_or_else(|| fake_digest(&format!("gone-{}", uuid::Uuid::new_v4())));
-                json!({
-                    "target": {"digest": digest, "repository": repository.name},
-                    "action": "delete",
-                    "request": self.request("DELETE"),
-                })
+                let request = self.request("DELETE");
+                [(
+                    kind,
+                    json!({
+                        "target": {"digest": digest, "repository": name},
+                        "action": "delete",
+                        "request": request,
+                    }),
+                )]
+                .into()
             }
         };
-        self.finish(event)
+        let (_, first) = events.pop_front().unwrap_or((kind, json!({})));
+        self.pending.extend(events);
+        self.finish(first)
     }
 
     fn blob_event(
         &mut self,
         action: &str,
         method: &str,
-        r: usize,
+        repository: &str,
         blob: &Descriptor,
         from: Option<&str>,
     ) -> Value {
-        let repository = &self.repositories[r].name;
         let mut target = json!({
             "mediaType": BLOB,
             "size": blob.size,
@@ -334,37 +537,58 @@ impl Workload {
         json!({"action": action, "target": target, "request": self.request(method)})
     }
 
+    /// A manifest event; `references` only on a push (the registry lists them then).
     fn manifest_event(
         &mut self,
         action: &str,
         method: &str,
-        r: usize,
-        t: usize,
-        references: bool,
+        repository: &str,
+        manifest: &Descriptor,
+        tag: Option<&str>,
+        references: Option<Vec<Descriptor>>,
     ) -> Value {
-        let repository = &self.repositories[r];
-        let (tag, image) = &repository.tags[t];
-        let manifest = &image.manifest;
         let mut target = json!({
             "mediaType": manifest.media_type,
             "size": manifest.size,
             "digest": manifest.digest,
             "length": manifest.size,
-            "repository": repository.name,
-            "url": format!("http://{}/v2/{}/manifests/{}", self.host, repository.name, manifest.digest),
-            "tag": tag,
+            "repository": repository,
+            "url": format!("http://{}/v2/{repository}/manifests/{}", self.host, manifest.digest),
         });
-        if let (true, Some(object)) = (references, target.as_object_mut()) {
-            let references: Vec<Value> = std::iter::once(&image.config)
-                .chain(&image.layers)
-                .map(descriptor_json)
-                .collect();
-            object.insert("references".into(), Value::Array(references));
+        if let Some(object) = target.as_object_mut() {
+            if let Some(tag) = tag {
+                object.insert("tag".into(), json!(tag));
+            }
+            if let Some(references) = references {
+                let references = references.iter().map(descriptor_json).collect();
+                object.insert("references".into(), Value::Array(references));
+            }
         }
         json!({"action": action, "target": target, "request": self.request(method)})
     }
 
+    /// The request of the push or pull in progress: every request of one comes from the same
+    /// client.
     fn request(&mut self, method: &str) -> Value {
+        let (addr, agent) = match &self.client {
+            Some(client) => client.clone(),
+            None => {
+                let client = self.new_client();
+                self.client = Some(client.clone());
+                client
+            }
+        };
+        json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "addr": format!("{addr}:{}", self.rng.u16(1024..)),
+            "host": self.host,
+            "method": method,
+            "useragent": agent,
+        })
+    }
+
+    /// A client somewhere in the network, with the user agent of a common tool.
+    fn new_client(&mut self) -> (String, &'static str) {
         let agent = match self.rng.u8(..10) {
             0..=5 => {
                 "docker/27.3.1 go/go1.22.7 git-commit/41ca978 kernel/6.1.0 os/linux arch/amd64"
@@ -373,13 +597,10 @@ impl Workload {
             8 => "skopeo/1.9.3",
             _ => "Trivy/0.56.2",
         };
-        json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "addr": format!("10.1.{}.{}:{}", self.rng.u8(..), self.rng.u8(..), self.rng.u16(1024..)),
-            "host": self.host,
-            "method": method,
-            "useragent": agent,
-        })
+        (
+            format!("10.1.{}.{}", self.rng.u8(..), self.rng.u8(..)),
+            agent,
+        )
     }
 
     /// Adds what every event has: a fresh id, a timestamp, an actor and the source.
@@ -390,12 +611,14 @@ impl Workload {
                 "timestamp".into(),
                 json!(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
             );
-            let actor = match self.rng.u8(..4) {
-                0 => json!({"name": "ci-bot"}),
-                1 => json!({"name": format!("dev{}", self.rng.u8(..20))}),
-                _ => json!({}),
-            };
-            object.insert("actor".into(), actor);
+            if !self.follows {
+                self.actor = match self.rng.u8(..4) {
+                    0 => json!({"name": "ci-bot"}),
+                    1 => json!({"name": format!("dev{}", self.rng.u8(..20))}),
+                    _ => json!({}),
+                };
+            }
+            object.insert("actor".into(), self.actor.clone());
             object.insert(
                 "source".into(),
                 json!({"addr": "registry-0:5000", "instanceID": "294a6061-28fa-4ff1-b96d-ff4f92d01aa9"}),
@@ -422,11 +645,13 @@ mod tests {
 
     #[test]
     fn every_generated_event_passes_the_receivers_checks() {
-        let mut workload = Workload::new("127.0.0.1:5000", 20, 5, 7);
-        for _ in 0..2_000 {
-            let (_, event) = workload.next_event();
-            if let Err(error) = Event::parse_checked(event.as_bytes()) {
-                panic!("{error}: {event}");
+        for every in [0, 2] {
+            let mut workload = Workload::with_multi_arch("127.0.0.1:5000", 20, 5, 7, every);
+            for _ in 0..2_000 {
+                let (_, event) = workload.next_event();
+                if let Err(error) = Event::parse_checked(event.as_bytes()) {
+                    panic!("{error}: {event}");
+                }
             }
         }
         let mut shapes = FixtureShapes::default();
@@ -449,5 +674,46 @@ mod tests {
             format!("sha256:{:x}", Sha256::digest(&document.bytes)),
             digest
         );
+    }
+
+    #[test]
+    fn a_multi_arch_push_sends_each_platform_then_the_tagged_index() {
+        let mut workload = Workload::with_multi_arch("127.0.0.1:5000", 3, 2, 1, 1);
+        let first: Value = serde_json::from_str(&workload.event_of(Kind::PushManifest)).unwrap();
+        assert!(!workload.follows());
+        let events: Vec<Value> = (0..2)
+            .map(|_| serde_json::from_str(&workload.next_event().1).unwrap())
+            .collect();
+        assert!(workload.follows());
+        let index = &events[1]["target"];
+        assert_eq!(index["mediaType"], OCI_INDEX);
+        assert!(index["tag"].is_string());
+        assert!(first["target"].get("tag").is_none());
+        let children: Vec<&Value> = index["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["digest"])
+            .collect();
+        assert_eq!(
+            children,
+            [&first["target"]["digest"], &events[0]["target"]["digest"]]
+        );
+        // One client pushes all three.
+        let addr = |e: &Value| {
+            e["request"]["addr"]
+                .as_str()
+                .unwrap()
+                .rsplit_once(':')
+                .unwrap()
+                .0
+                .to_owned()
+        };
+        assert_eq!(addr(&first), addr(&events[1]));
+        let documents = workload.documents();
+        let documents = documents.read().unwrap();
+        for event in std::iter::once(&first).chain(&events) {
+            assert!(documents.contains_key(event["target"]["digest"].as_str().unwrap()));
+        }
     }
 }
