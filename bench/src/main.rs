@@ -83,6 +83,10 @@ struct Cli {
     /// log (to profile the SQL; slows everything down).
     #[arg(long)]
     log_statements: bool,
+    /// Leave the databases behind (their URLs are printed) to look into their queries, e.g.
+    /// with `EXPLAIN ANALYZE` on the console scenario's seeded registry; drop them afterwards.
+    #[arg(long)]
+    keep_database: bool,
     /// Directory of the release binaries (default: beside this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -112,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             None => stack::own_dir()?,
         },
         log_statements: cli.log_statements,
+        keep_database: cli.keep_database,
     };
     services.check().await?;
     let plan = plan(&cli);

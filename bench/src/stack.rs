@@ -31,6 +31,8 @@ pub struct Services {
     pub bin_dir: PathBuf,
     /// Log every statement with its duration in the PostgreSQL server log.
     pub log_statements: bool,
+    /// Leave each stack's database behind (its name is printed) to look into its queries.
+    pub keep_database: bool,
 }
 
 impl Services {
@@ -303,7 +305,11 @@ impl Stack {
         }
         self.delete_topology().await;
         self.pool.close().await;
-        databases::drop_database(&self.services.database_admin_url, &self.database).await?;
+        if self.services.keep_database {
+            eprintln!("  kept the database {}", self.database_url);
+        } else {
+            databases::drop_database(&self.services.database_admin_url, &self.database).await?;
+        }
         let _ = std::fs::remove_file(&self.config_file);
         Ok(())
     }
