@@ -1,7 +1,8 @@
 //! Scenario 6: the console at real size. A simulated registry (2,000 repositories × 10 tags)
 //! is seeded through the worker's own write path (`handle_batch`, registry callbacks to the
 //! stand-in included) with the realistic mix spread over 90 days, up to each size in turn;
-//! at each size every page, API endpoint and report is timed over repeated requests.
+//! at each size the repository caches are refreshed (as the workers' refresher does while
+//! events come) and every page, API endpoint and report is timed over repeated requests.
 
 use crate::fake_registry::FakeRegistry;
 use crate::stack::{Services, Stack};
@@ -42,6 +43,10 @@ pub struct AtSize {
     pub events: usize,
     /// Seconds the seeding up to this size took (from the previous size).
     pub seed_secs: f64,
+    /// Seconds the refresh of the repository caches then took, and how many it refreshed.
+    pub refresh_secs: f64,
+    /// Repositories refreshed.
+    pub refreshed: usize,
     /// Pages and endpoints, then reports.
     pub timings: Vec<Timing>,
 }
@@ -76,6 +81,10 @@ pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<Con
             seed(&context, &mut workload, size.saturating_sub(recorded)).await?;
             recorded = recorded.max(size);
             let seed_secs = started.elapsed().as_secs_f64();
+            // What the workers' refresher does as events come, at once.
+            let started = Instant::now();
+            let refreshed = regstat_store::caches::refresh_all(&stack.pool).await?;
+            let refresh_secs = started.elapsed().as_secs_f64();
             regstat_store::databases::analyze(&stack.pool).await?;
             eprintln!("  {recorded} events seeded ({seed_secs:.0} s); timing pages and reports");
             let mut timings = pages(&base).await?;
@@ -83,6 +92,8 @@ pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<Con
             figures.sizes.push(AtSize {
                 events: recorded,
                 seed_secs,
+                refresh_secs,
+                refreshed,
                 timings,
             });
         }

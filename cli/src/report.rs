@@ -116,6 +116,9 @@ pub enum ReportName {
         /// Only since: an RFC 3339 time or a duration ago (`7d`, `12h`).
         #[arg(long, value_parser = check(parse_since))]
         since: Option<String>,
+        /// Only the newest rows [default: all].
+        #[arg(long)]
+        limit: Option<i64>,
     },
 }
 
@@ -188,8 +191,9 @@ impl ReportArgs {
                 params.limit = *limit;
                 "history"
             }
-            ReportName::Deleted { since } => {
+            ReportName::Deleted { since, limit } => {
                 params.since.clone_from(since);
+                params.limit = *limit;
                 "deleted"
             }
         };

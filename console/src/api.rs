@@ -113,6 +113,17 @@ pub(crate) async fn report_rows(
     Ok(reports::run(&mut db, &report, &filters).await?)
 }
 
+/// How many rows report `name` has with the parameters in `query`, whatever its limit.
+pub(crate) async fn report_count(
+    state: &AppState,
+    name: &str,
+    query: &Query,
+) -> Result<i64, ConsoleError> {
+    let (report, filters) = Report::from_params(name, &params::report_params(query)?)?;
+    let mut db = connection(state).await?;
+    Ok(reports::count(&mut db, &report, &filters).await?)
+}
+
 /// A report's rows.
 #[utoipa::path(
     get,
@@ -120,7 +131,7 @@ pub(crate) async fn report_rows(
     params(
         ("name" = String, Path, description = "images, repositories, blobs, stale, unpulled, orphaned-blobs, missing-blobs, most-tags, top-pulled, version-checks, pulls, architectures, actors, history, deleted"),
         ("days" = Option<i32>, Query, description = "Window or age in days (stale and unpulled need it; 30 elsewhere)"),
-        ("limit" = Option<i64>, Query, description = "Most rows (most-tags, top-pulled, version-checks: 20; history: 100)"),
+        ("limit" = Option<i64>, Query, description = "Most rows (most-tags, top-pulled, version-checks: 20; history: 100; deleted: the newest, all by default)"),
         ("grace" = Option<String>, Query, description = "orphaned-blobs: ignore blobs linked this recently, e.g. 2h"),
         ("registry" = Option<String>, Query, description = "Only this registry"),
         ("repository" = Option<String>, Query, description = "Repository prefix or glob; history: the repository"),

@@ -114,6 +114,19 @@ pub struct Table {
     pub json: Option<String>,
     /// What to say when there are no rows.
     pub empty: String,
+    /// When the rows are the first of more: how many there are, and all of them.
+    pub more: Option<More>,
+}
+
+/// The rest of a table that shows only its first rows.
+#[derive(Debug, Clone, Default)]
+pub struct More {
+    /// Rows in all.
+    pub total: i64,
+    /// All of them as CSV.
+    pub csv: String,
+    /// All of them as JSON.
+    pub json: String,
 }
 
 impl Table {
@@ -128,11 +141,34 @@ impl Table {
 
     /// Links the API endpoint `path` with `params` as JSON and CSV.
     fn exports(mut self, path: &str, params: &[(&str, Option<String>)]) -> Self {
-        self.json = Some(href(path, params));
-        let mut csv: Vec<(&str, Option<String>)> = params.to_vec();
-        csv.push(("format", Some("csv".to_owned())));
-        self.csv = Some(href(path, &csv));
+        (self.csv, self.json) = {
+            let (csv, json) = csv_and_json(path, params);
+            (Some(csv), Some(json))
+        };
         self
+    }
+
+    /// A report's first rows, `shown` at most, with its exports (of exactly those rows) and,
+    /// when it has more, how many and links to all of them.
+    async fn of_report(
+        state: &AppState,
+        name: &str,
+        params: Vec<(&'static str, Option<String>)>,
+        shown: usize,
+    ) -> Result<Self, ConsoleError> {
+        let mut first = params.clone();
+        first.push(("limit", Some(shown.to_string())));
+        let rows = api::report_rows(state, name, &Query::of(&first)).await?;
+        let path = format!("/api/v1/reports/{name}");
+        let mut table = Self::of_rows(name, &rows).exports(&path, &first);
+        if rows.len() == shown {
+            let total = api::report_count(state, name, &Query::of(&params)).await?;
+            if total > rows.len() as i64 {
+                let (csv, json) = csv_and_json(&path, &params);
+                table.more = Some(More { total, csv, json });
+            }
+        }
+        Ok(table)
     }
 
     /// A table of report rows: a column per key, repositories and digests linked, sizes and
@@ -161,6 +197,13 @@ impl Table {
         }
         table
     }
+}
+
+/// Links to `path` with `params`, as CSV and as JSON.
+fn csv_and_json(path: &str, params: &[(&str, Option<String>)]) -> (String, String) {
+    let mut csv: Vec<(&str, Option<String>)> = params.to_vec();
+    csv.push(("format", Some("csv".to_owned())));
+    (href(path, &csv), href(path, params))
 }
 
 /// A report value as a cell.
@@ -290,15 +333,22 @@ async fn overview(
         ("days", days_param.clone()),
         ("limit", Some("10".to_owned())),
     ]);
-    let pulls = api::report_rows(&state, "pulls", &in_window).await?;
-    let top = api::report_rows(&state, "top-pulled", &top_ten).await?;
-    let platforms = api::report_rows(&state, "architectures", &in_window).await?;
-    let mut db = state.pool.acquire().await.map_err(ConsoleError::from)?;
-    let totals = browse::totals(&mut db).await?;
-    let queues = status::queues(&mut db, &state.prefix).await?;
-    drop(db);
-    let recent =
-        api::activity_page(&state, &Query::of(&[("limit", Some("10".to_owned()))])).await?;
+    // Each on a connection of its own, at the same time.
+    let recent_ten = Query::of(&[("limit", Some("10".to_owned()))]);
+    let (pulls, top, platforms, totals, queues, recent) = tokio::try_join!(
+        api::report_rows(&state, "pulls", &in_window),
+        api::report_rows(&state, "top-pulled", &top_ten),
+        api::report_rows(&state, "architectures", &in_window),
+        async {
+            let mut db = state.pool.acquire().await?;
+            Ok::<_, ConsoleError>(browse::totals(&mut db).await?)
+        },
+        async {
+            let mut db = state.pool.acquire().await?;
+            Ok::<_, ConsoleError>(status::queues(&mut db, &state.prefix).await?)
+        },
+        api::activity_page(&state, &recent_ten),
+    )?;
 
     let axis = last_days(days);
     let per_day = |system: bool| -> Vec<i64> {
@@ -929,11 +979,9 @@ async fn activity(
         with_cursor.push(("after", Some(cursor.clone())));
         href("/activity", &with_cursor)
     });
-    let mut since = Vec::new();
-    if let Some(s) = query.text("since") {
-        since.push(("since", Some(s)));
-    }
-    let deleted = api::report_rows(&state, "deleted", &Query::of(&since)).await?;
+    let since = vec![("since", query.text("since"))];
+    let mut deletions = Table::of_report(&state, "deleted", since, DELETIONS_SHOWN).await?;
+    deletions.id = "deletions".to_owned();
     let mut with_cursor = kept.clone();
     with_cursor.push(("after", query.text("after")));
     html(ActivityPageView {
@@ -949,9 +997,15 @@ async fn activity(
         until: query.text("until").unwrap_or_default(),
         table: activity_table("activity", &page).exports("/api/v1/activity", &with_cursor),
         older,
-        deletions: Table::of_rows("deletions", &deleted).exports("/api/v1/reports/deleted", &since),
+        deletions,
     })
 }
+
+/// Deletions the activity page lists (the newest; the whole trail is a link away).
+const DELETIONS_SHOWN: usize = 20;
+/// Rows each table of the candidates page lists (the first in the report's order; all of
+/// them are a link away).
+const CANDIDATES_SHOWN: usize = 100;
 
 #[derive(Template)]
 #[template(path = "candidates.html")]
@@ -974,23 +1028,33 @@ async fn candidates(
     let days = query.number::<i32>("days")?.unwrap_or(30).to_string();
     let stale_days = query.number::<i32>("stale_days")?.unwrap_or(90).to_string();
     let grace = query.text("grace").unwrap_or_else(|| "2h".to_owned());
-    let report = |name: &'static str, params: Vec<(&'static str, Option<String>)>| {
-        let state = state.clone();
-        async move {
-            let rows = api::report_rows(&state, name, &Query::of(&params)).await?;
-            Ok::<_, ConsoleError>(
-                Table::of_rows(name, &rows).exports(&format!("/api/v1/reports/{name}"), &params),
-            )
-        }
-    };
-    let mut unpulled = report("unpulled", vec![("days", Some(days.clone()))]).await?;
+    let state = &state;
+    let mut unpulled = Table::of_report(
+        state,
+        "unpulled",
+        vec![("days", Some(days.clone()))],
+        CANDIDATES_SHOWN,
+    )
+    .await?;
     unpulled.empty =
         "Every image was used (pulled, checked or pushed) within the window.".to_owned();
-    let mut stale = report("stale", vec![("days", Some(stale_days.clone()))]).await?;
+    let mut stale = Table::of_report(
+        state,
+        "stale",
+        vec![("days", Some(stale_days.clone()))],
+        CANDIDATES_SHOWN,
+    )
+    .await?;
     stale.empty = "No image was pushed that long ago.".to_owned();
-    let mut orphaned = report("orphaned-blobs", vec![("grace", Some(grace.clone()))]).await?;
+    let mut orphaned = Table::of_report(
+        state,
+        "orphaned-blobs",
+        vec![("grace", Some(grace.clone()))],
+        CANDIDATES_SHOWN,
+    )
+    .await?;
     orphaned.empty = "No blob without a manifest.".to_owned();
-    let mut missing = report("missing-blobs", vec![]).await?;
+    let mut missing = Table::of_report(state, "missing-blobs", vec![], CANDIDATES_SHOWN).await?;
     missing.empty = "No manifest references a deleted blob.".to_owned();
     html(CandidatesPage {
         frame: Frame::new("Candidates", "candidates"),

@@ -197,6 +197,8 @@ pub struct WorkerSettings {
     /// Seconds after a tag resolve within which a GET of its digest by the same client
     /// completes the same pull.
     pub pull_window_secs: u32,
+    /// Wait of the cache refresher once no repository is stale.
+    pub cache_refresh_ms: u64,
 }
 
 /// How the worker calls registries back.
@@ -366,6 +368,9 @@ impl Settings {
         }
         if self.worker.pull_window_secs == 0 {
             return invalid("worker.pull_window_secs", "must be above 0");
+        }
+        if self.worker.cache_refresh_ms == 0 {
+            return invalid("worker.cache_refresh_ms", "must be above 0");
         }
         if self.amqp.confirm_timeout_ms == 0 {
             return invalid("amqp.confirm_timeout_ms", "must be above 0");
@@ -556,6 +561,11 @@ impl WorkerSettings {
     /// [`Self::pull_window_secs`] as a duration.
     pub fn pull_window(&self) -> Duration {
         Duration::from_secs(u64::from(self.pull_window_secs))
+    }
+
+    /// [`Self::cache_refresh_ms`] as a duration.
+    pub fn cache_refresh(&self) -> Duration {
+        Duration::from_millis(self.cache_refresh_ms)
     }
 }
 

@@ -30,14 +30,12 @@ pub struct Totals {
 pub async fn totals(db: &mut PgConnection) -> Result<Totals, sqlx::Error> {
     let (repositories, tags, manifests, blobs, blob_bytes): (i64, i64, i64, i64, i64) =
         sqlx::query_as(
-            "SELECT
-                 (SELECT count(*) FROM (SELECT registry, repository FROM regstat.current_tags
-                                        UNION
-                                        SELECT registry, repository FROM regstat.live_manifests) r),
-                 (SELECT count(*) FROM regstat.current_tags),
-                 (SELECT count(*) FROM regstat.live_manifests),
-                 b.blobs, b.bytes
-             FROM (SELECT count(*) AS blobs, COALESCE(sum(size), 0)::bigint AS bytes
+            "SELECT r.repositories, r.tags, r.manifests, b.blobs, b.bytes
+             FROM (SELECT count(*) FILTER (WHERE tags > 0 OR manifests > 0) AS repositories,
+                          COALESCE(sum(tags), 0)::bigint AS tags,
+                          COALESCE(sum(manifests), 0)::bigint AS manifests
+                   FROM regstat.repositories_now) r,
+                  (SELECT count(*) AS blobs, COALESCE(sum(size), 0)::bigint AS bytes
                    FROM (SELECT DISTINCT ON (registry, digest) size FROM regstat.live_blobs
                          ORDER BY registry, digest) d) b",
         )
@@ -130,11 +128,8 @@ pub async fn repositories(
     query: &RepositoryQuery,
 ) -> Result<(Vec<RepositoryRow>, i64), sqlx::Error> {
     let mut sql = QueryBuilder::<Postgres>::new(
-        "WITH known AS (
-             SELECT registry, repository FROM regstat.repository_stats
-             UNION SELECT registry, repository FROM regstat.current_tags
-         ), matching AS (
-             SELECT * FROM known WHERE true",
+        "WITH matching AS (
+             SELECT * FROM regstat.repositories_now WHERE true",
     );
     if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
         sql.push(" AND strpos(lower(repository), lower(")
@@ -146,17 +141,13 @@ pub async fn repositories(
     }
     sql.push(
         "), listed AS (
-             SELECT k.registry, k.repository,
-                    (SELECT count(*) FROM regstat.current_tags t
-                     WHERE t.registry = k.registry AND t.repository = k.repository) AS tags,
+             SELECT k.registry, k.repository, k.tags,
                     COALESCE((SELECT sum(p.pulls) FROM regstat.repository_pulls p
                               WHERE p.registry = k.registry AND p.repository = k.repository
                                 AND p.day > (now() AT TIME ZONE 'UTC')::date - 30), 0)::bigint
                         AS pulls_30d,
                     s.last_pull_at AS last_pulled_at, s.last_push_at AS last_pushed_at,
-                    (SELECT sum(b.size) FROM regstat.live_blobs b
-                     WHERE b.registry = k.registry AND b.repository = k.repository)::bigint
-                        AS size
+                    CASE WHEN k.blobs > 0 THEN k.blob_bytes END AS size
              FROM matching k
              LEFT JOIN regstat.repository_stats s USING (registry, repository)
          )
@@ -549,7 +540,12 @@ pub async fn digest(
     .fetch_all(&mut *db)
     .await?;
     let tags: Vec<TagRef> = sqlx::query_as(
-        "SELECT registry, repository, tag FROM regstat.current_tags WHERE digest = $1
+        "SELECT registry, repository, tag FROM regstat.current_tags
+         WHERE digest = $1
+           -- the tags that may name it, by index (the view's digest is computed)
+           AND (registry, repository, tag) IN (
+               SELECT registry, repository, tag FROM regstat.tags
+               WHERE digest = $1 OR seen_digest = $1)
          ORDER BY registry, repository, tag",
     )
     .bind(digest)
@@ -678,10 +674,13 @@ pub async fn search(db: &mut PgConnection, text: &str) -> Result<SearchResults, 
     let digests: Vec<ManifestRef> = if hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())
     {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{MANIFEST_REF} WHERE starts_with(m.digest, 'sha256:' || $1)
-             ORDER BY m.digest, m.registry, m.repository LIMIT $2"
+            "{MANIFEST_REF} WHERE m.digest ~>=~ $1 AND m.digest ~<~ $2
+             ORDER BY m.digest, m.registry, m.repository LIMIT $3"
         )))
-        .bind(hex)
+        // Every digest starting with the prefix sorts between it and the prefix followed by
+        // a character above every hex digit (a range the pattern index answers).
+        .bind(format!("sha256:{hex}"))
+        .bind(format!("sha256:{hex}g"))
         .bind(SEARCH_LIMIT)
         .fetch_all(&mut *db)
         .await?

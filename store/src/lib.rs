@@ -12,6 +12,8 @@
 //! - [`model`]: what each event, and each observation of `regstat sync`, changes in the derived
 //!   registry state (tags, manifests, references, blobs, pulls, deletions, actors), coalesced
 //!   and written with one set-based upsert per table; content already known.
+//! - [`caches`]: per-repository caches of what the reports compute: writes mark repositories
+//!   stale, the worker's refresher recomputes them, readers stay exact either way.
 //! - [`retention`]: the ledger's partitions, retention and dedupe window.
 //! - [`reports`]: the report views and functions behind `regstat report`.
 //! - [`status`]: the ledger's size and freshness (`regstat status`).
@@ -20,6 +22,7 @@
 //! - `testkit` (feature `testkit`): a migrated database per test, dropped afterwards.
 
 pub mod browse;
+pub mod caches;
 pub mod databases;
 pub mod db;
 pub mod ledger;

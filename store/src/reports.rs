@@ -37,7 +37,8 @@ pub struct Params {
     /// A window or age in days (`stale`, `unpulled`: required; `top-pulled`,
     /// `version-checks`, `pulls`, `architectures`: default 30).
     pub days: Option<i32>,
-    /// Most rows (`most-tags`, `top-pulled`, `version-checks`: default 20; `history`: 100).
+    /// Most rows, the first in the report's order (`most-tags`, `top-pulled`,
+    /// `version-checks`: default 20; `history`: 100; the others: all by default).
     pub limit: Option<i64>,
     /// `orphaned-blobs`: ignore blobs linked this recently, a duration such as `2h`
     /// (default).
@@ -168,13 +169,16 @@ pub enum Report {
     },
 }
 
-/// Filters that apply to every report with registry and repository columns.
+/// What applies to every report: registry and repository filters (to the reports with those
+/// columns) and a row limit (to the reports without one of their own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
     /// Exact canonical registry name.
     pub registry: Option<String>,
     /// A repository prefix (`lab` matches `lab` and `lab/...`) or a glob (`lab/*-api`).
     pub repository: Option<String>,
+    /// The first rows only, in the report's order (all by default).
+    pub limit: Option<i64>,
 }
 
 impl Report {
@@ -264,6 +268,10 @@ impl Report {
                 Report::History { .. } => None,
                 _ => params.repository.clone(),
             },
+            limit: match own_limit(&report) {
+                Some(_) => None,
+                None => params.limit.map(|_| limit(1)).transpose()?,
+            },
         };
         Ok((report, filters))
     }
@@ -277,17 +285,9 @@ pub async fn run(
 ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT coalesce(json_agg(r ORDER BY ");
     query.push(order_by(report));
-    query.push("), '[]'::json) FROM (SELECT * FROM ");
-    source(&mut query, report);
-    query.push(" WHERE true");
-    conditions(&mut query, report);
-    if let Some(registry) = &filters.registry {
-        query.push(" AND registry = ").push_bind(registry.clone());
-    }
-    if let (Some(pattern), true) = (&filters.repository, has_repository(report)) {
-        push_repository_filter(&mut query, pattern);
-    }
-    if let Some(limit) = limit(report) {
+    query.push("), '[]'::json) FROM (");
+    select(&mut query, report, filters);
+    if let Some(limit) = own_limit(report).or(filters.limit) {
         query.push(" ORDER BY ").push(order_by(report));
         query.push(" LIMIT ").push_bind(limit);
     }
@@ -305,6 +305,33 @@ pub async fn run(
         serde_json::Value::Array(rows) => rows,
         _ => Vec::new(),
     })
+}
+
+/// How many rows a report has, whatever its limit (what a page showing its first rows says
+/// it leaves out).
+pub async fn count(
+    connection: &mut PgConnection,
+    report: &Report,
+    filters: &Filters,
+) -> Result<i64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
+    select(&mut query, report, filters);
+    query.push(") r");
+    query.build_query_scalar().fetch_one(connection).await
+}
+
+/// `SELECT * FROM` the report's source with its conditions and the filters, unordered.
+fn select(query: &mut QueryBuilder<Postgres>, report: &Report, filters: &Filters) {
+    query.push("SELECT * FROM ");
+    source(query, report);
+    query.push(" WHERE true");
+    conditions(query, report);
+    if let Some(registry) = &filters.registry {
+        query.push(" AND registry = ").push_bind(registry.clone());
+    }
+    if let (Some(pattern), true) = (&filters.repository, has_repository(report)) {
+        push_repository_filter(query, pattern);
+    }
 }
 
 fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
@@ -424,7 +451,8 @@ fn order_by(report: &Report) -> &'static str {
     }
 }
 
-fn limit(report: &Report) -> Option<i64> {
+/// The limit a report has of its own (a default, or the `limit` parameter).
+fn own_limit(report: &Report) -> Option<i64> {
     match report {
         Report::MostTags { limit }
         | Report::TopPulled { limit, .. }

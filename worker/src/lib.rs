@@ -73,9 +73,15 @@ async fn migrate_and_consume(
         settings.ledger.clone(),
         shutdown.clone(),
     ));
+    let refresher = tokio::spawn(regstat_store::caches::run_refresher(
+        pool.clone(),
+        settings.worker.cache_refresh(),
+        shutdown.clone(),
+    ));
     let ctx = handler::Context::new(pool.clone(), settings)?;
     consumer::run(settings, &ctx, &readiness, shutdown).await;
     maintenance.abort();
+    refresher.abort();
     Ok(())
 }
 

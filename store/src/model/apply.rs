@@ -54,6 +54,8 @@ pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error
     repositories(tx, changes).await?;
     repository_days(tx, changes).await?;
     actors(tx, changes).await?;
+    // Last, so that the marks' row locks are held only until the commit that follows.
+    crate::caches::mark_stale(tx, changes.repositories_touched()).await?;
     Ok(())
 }
 

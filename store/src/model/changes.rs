@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use regstat_shared::content::{Content, is_index};
 use regstat_shared::event::{Action, Event, Kind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 type Time = DateTime<Utc>;
 
@@ -196,6 +196,38 @@ impl Changes {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// Every (registry, repository) with a change, sorted: what the caches must recompute.
+    pub fn repositories_touched(&self) -> BTreeSet<(&str, &str)> {
+        let mut touched = BTreeSet::new();
+        for (registry, repository, _) in self
+            .blobs
+            .keys()
+            .chain(self.manifests.keys())
+            .chain(self.tags.keys())
+            .chain(self.digest_deletions.keys())
+        {
+            touched.insert((registry.as_str(), repository.as_str()));
+        }
+        for (_, registry, repository, ..) in
+            self.pull_metrics.keys().chain(self.version_checks.keys())
+        {
+            touched.insert((registry.as_str(), repository.as_str()));
+        }
+        for deletion in self.deletions.values() {
+            touched.insert((deletion.registry.as_str(), deletion.repository.as_str()));
+        }
+        for (registry, repository) in self.repositories.keys() {
+            touched.insert((registry.as_str(), repository.as_str()));
+        }
+        for (_, registry, repository) in self.repository_days.keys() {
+            touched.insert((registry.as_str(), repository.as_str()));
+        }
+        for (registry, repository, ..) in self.actors.keys() {
+            touched.insert((registry.as_str(), repository.as_str()));
+        }
+        touched
     }
 
     /// Adds the effects of one event. Events without a repository, and regstat's own

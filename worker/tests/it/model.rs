@@ -1,5 +1,6 @@
 //! The registry model's laws on a real database: any order, any batching, any duplication and
-//! any number of concurrent workers give the same state.
+//! any number of concurrent workers give the same state; the per-repository caches, refreshed
+//! while workers write, never disagree with it.
 
 use crate::helpers::{TestDb, context};
 use proptest::prelude::*;
@@ -164,6 +165,70 @@ pub(crate) async fn snapshot(db: &TestDb) -> Value {
     Value::Object(state)
 }
 
+/// Rows of each cache and of the view it caches that differ, for repositories not marked
+/// stale (those are read from the model), and repositories of the model the caches neither
+/// hold nor mark stale. All zero: a reader gets what the model says.
+async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
+    let not_stale = |alias: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                         WHERE s.registry = {alias}.registry AND s.repository = {alias}.repository)"
+        )
+    };
+    let (c, l) = (not_stale("c"), not_stale("l"));
+    let mut checks: Vec<(String, String)> = [
+        ("image_rows", "images_live"),
+        ("unreferenced_blob_rows", "unreferenced_blobs"),
+        ("missing_blob_rows", "missing_blobs_live"),
+    ]
+    .into_iter()
+    .map(|(cache, live)| {
+        (
+            cache.to_owned(),
+            format!(
+                "SELECT count(*) FROM (
+                     (SELECT * FROM regstat.{cache} c WHERE {c}
+                      EXCEPT ALL SELECT * FROM regstat.{live} l WHERE {l})
+                     UNION ALL
+                     (SELECT * FROM regstat.{live} l WHERE {l}
+                      EXCEPT ALL SELECT * FROM regstat.{cache} c WHERE {c})) d"
+            ),
+        )
+    })
+    .collect();
+    checks.push((
+        "repository_contents".to_owned(),
+        format!(
+            "SELECT count(*) FROM regstat.repository_contents c
+             CROSS JOIN LATERAL regstat.contents_of(c.registry, c.repository) l
+             WHERE {c} AND (c.tags, c.manifests, c.blobs, c.blob_bytes)
+                           IS DISTINCT FROM (l.tags, l.manifests, l.blobs, l.blob_bytes)"
+        ),
+    ));
+    checks.push((
+        "repositories neither cached nor stale".to_owned(),
+        "SELECT count(*) FROM (
+             SELECT registry, repository FROM regstat.repository_stats
+             UNION SELECT registry, repository FROM regstat.tags
+             UNION SELECT registry, repository FROM regstat.manifests
+             UNION SELECT registry, repository FROM regstat.blobs
+             EXCEPT SELECT registry, repository FROM regstat.repository_contents
+             EXCEPT SELECT registry, repository FROM regstat.stale_repositories) r"
+            .to_owned(),
+    ));
+    let mut disagreeing = Vec::new();
+    for (what, sql) in checks {
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if rows > 0 {
+            disagreeing.push((what, rows));
+        }
+    }
+    disagreeing
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
 
@@ -184,7 +249,8 @@ proptest! {
             apply_in_batches(&duplicated, &twice, 7).await;
             assert_eq!(snapshot(&duplicated).await, expected);
 
-            // Three workers at once on overlapping thirds, in batches of 3.
+            // Three workers at once on overlapping thirds, in batches of 3, and the caches'
+            // refresher running beside them.
             let concurrent = TestDb::new().await;
             let third = shuffled.len().div_ceil(3);
             let workers = (0..3).map(|i| {
@@ -193,8 +259,34 @@ proptest! {
                 let db = &concurrent;
                 async move { apply_in_batches(db, &part, 3).await }
             });
+            let stop = tokio_util::sync::CancellationToken::new();
+            let refresher = tokio::spawn(regstat_store::caches::run_refresher(
+                concurrent.pool.clone(),
+                std::time::Duration::from_millis(1),
+                stop.clone(),
+            ));
             futures_util::future::join_all(workers).await;
+            stop.cancel();
+            refresher.await.unwrap();
             assert_eq!(snapshot(&concurrent).await, expected);
+            assert_eq!(caches_disagreeing_with_the_model(&concurrent).await, []);
+            regstat_store::caches::refresh_all(&concurrent.pool).await.unwrap();
+            assert_eq!(regstat_store::caches::stale(&concurrent.pool).await.unwrap(), 0);
+            assert_eq!(caches_disagreeing_with_the_model(&concurrent).await, []);
+            // What the reports read, cached, is what the model says.
+            let images = |view: &'static str| {
+                let pool = concurrent.pool.clone();
+                async move {
+                    let sql = format!(
+                        "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM regstat.{view} t"
+                    );
+                    sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                }
+            };
+            assert_eq!(images("report_images").await, images("images_live").await);
         });
     }
 }

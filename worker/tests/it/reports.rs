@@ -280,6 +280,7 @@ async fn history_deletions_and_filters() {
         let filters = Filters {
             registry: registry.map(str::to_owned),
             repository: repository.map(str::to_owned),
+            ..Filters::default()
         };
         let pool = db.pool.clone();
         async move {

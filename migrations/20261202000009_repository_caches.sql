@@ -1,0 +1,263 @@
+-- Per-repository caches of what the reports and the console compute, so that reading them
+-- costs the rows read, not the size of the model (about 2 million events: 20,000 tags,
+-- 100,000 manifests, 250,000 blobs).
+--
+-- The model stays the truth and the reports stay exact. Every write marks the repositories it
+-- touched as stale (in the writing transaction, as an upsert, so it holds the mark's row lock
+-- until it commits); a refresher in the worker takes stale repositories (FOR UPDATE SKIP
+-- LOCKED), recomputes their rows from the model and unmarks them in one transaction. A
+-- reader takes cached rows for repositories that are not stale and computes the stale ones
+-- from the model: whatever it reads is what the model says at its snapshot.
+--
+-- Why no write is missed: a writer that marked a repository before the refresher took it
+-- holds the mark's lock, so the refresher waits for it to commit and then computes from a
+-- snapshot that includes it; a writer marking it afterwards waits for the refresher to
+-- commit (the mark's row is being deleted) and leaves a new mark.
+
+CREATE TABLE regstat.stale_repositories (
+    registry    text NOT NULL,
+    repository  text NOT NULL,
+    marked_at   timestamptz NOT NULL,
+    PRIMARY KEY (registry, repository)
+);
+
+-- Every repository the model knows starts stale (the refresher fills the caches).
+INSERT INTO regstat.stale_repositories (registry, repository, marked_at)
+SELECT registry, repository, now() FROM (
+    SELECT registry, repository FROM regstat.repository_stats
+    UNION SELECT registry, repository FROM regstat.tags
+    UNION SELECT registry, repository FROM regstat.manifests
+    UNION SELECT registry, repository FROM regstat.blobs
+) r;
+
+-- 1. Images (one row per live tag), computed one tag at a time: each LATERAL is a handful of
+-- index lookups, where joining the aggregate views aggregated every manifest first.
+CREATE VIEW regstat.images_live AS
+SELECT t.registry, t.repository, t.tag, t.digest, m.media_type,
+       COALESCE(pl.platforms, '{}'::text[]) AS platforms,
+       s.size, t.pushed_at, t.last_pulled_at, t.pull_count,
+       COALESCE(vc.checks, 0) AS version_checks, vc.last_checked_at,
+       GREATEST(t.last_pulled_at, vc.last_checked_at, t.pushed_at) AS last_used_at
+FROM regstat.live_tags t
+LEFT JOIN LATERAL (
+    SELECT m.media_type FROM regstat.manifests m
+    WHERE m.registry = t.registry AND m.repository = t.repository AND m.digest = t.digest
+    LIMIT 1
+) m ON true
+LEFT JOIN LATERAL (
+    SELECT p.platforms FROM regstat.manifest_platform_list p
+    WHERE p.registry = t.registry AND p.repository = t.repository AND p.digest = t.digest
+    LIMIT 1
+) pl ON true
+LEFT JOIN LATERAL (
+    -- manifest_sizes for this one manifest: its blobs, or its children's for an index.
+    SELECT sum(b.size)::bigint AS size FROM (
+        SELECT r.digest, r.size FROM regstat.manifest_references r
+        WHERE r.registry = t.registry AND r.repository = t.repository
+          AND r.manifest_digest = t.digest AND r.role IN ('config', 'layer')
+        UNION
+        SELECT c.digest, c.size FROM regstat.manifest_references i
+        JOIN regstat.manifest_references c
+          ON c.registry = i.registry AND c.repository = i.repository
+         AND c.manifest_digest = i.digest AND c.role IN ('config', 'layer')
+        WHERE i.registry = t.registry AND i.repository = t.repository
+          AND i.manifest_digest = t.digest AND i.role = 'manifest'
+    ) b
+) s ON true
+LEFT JOIN LATERAL (
+    SELECT sum(v.checks)::bigint AS checks, max(v.last_checked_at) AS last_checked_at
+    FROM regstat.version_checks v
+    WHERE v.registry = t.registry AND v.repository = t.repository AND v.tag = t.tag
+      AND v.digest = t.digest AND NOT v.system
+) vc ON true;
+
+CREATE TABLE regstat.image_rows (
+    registry        text NOT NULL,
+    repository      text NOT NULL,
+    tag             text NOT NULL,
+    digest          text,
+    media_type      text,
+    platforms       text[],
+    size            bigint,
+    pushed_at       timestamptz,
+    last_pulled_at  timestamptz,
+    pull_count      bigint,
+    version_checks  bigint,
+    last_checked_at timestamptz,
+    last_used_at    timestamptz,
+    PRIMARY KEY (registry, repository, tag)
+);
+CREATE INDEX image_rows_digest_idx ON regstat.image_rows (digest);
+
+CREATE OR REPLACE VIEW regstat.report_images AS
+SELECT c.registry, c.repository, c.tag, c.digest, c.media_type, c.platforms, c.size,
+       c.pushed_at, c.last_pulled_at, c.pull_count, c.version_checks, c.last_checked_at,
+       c.last_used_at
+FROM regstat.image_rows c
+WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                  WHERE s.registry = c.registry AND s.repository = c.repository)
+UNION ALL
+SELECT l.registry, l.repository, l.tag, l.digest, l.media_type, l.platforms, l.size,
+       l.pushed_at, l.last_pulled_at, l.pull_count, l.version_checks, l.last_checked_at,
+       l.last_used_at
+FROM regstat.stale_repositories s
+CROSS JOIN LATERAL (
+    SELECT * FROM regstat.images_live i
+    WHERE i.registry = s.registry AND i.repository = s.repository
+) l;
+
+-- 2. What each repository holds: live tags and manifests, its live blobs and their bytes.
+CREATE FUNCTION regstat.contents_of(registry text, repository text)
+RETURNS TABLE (tags bigint, manifests bigint, blobs bigint, blob_bytes bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT (SELECT count(*) FROM regstat.live_tags t
+            WHERE t.registry = $1 AND t.repository = $2),
+           (SELECT count(*) FROM regstat.live_manifests m
+            WHERE m.registry = $1 AND m.repository = $2),
+           b.blobs, b.bytes
+    FROM (SELECT count(*) AS blobs, COALESCE(sum(size), 0)::bigint AS bytes
+          FROM regstat.live_blobs b WHERE b.registry = $1 AND b.repository = $2) b
+$$;
+
+CREATE TABLE regstat.repository_contents (
+    registry      text NOT NULL,
+    repository    text NOT NULL,
+    tags          bigint NOT NULL,
+    manifests     bigint NOT NULL,
+    blobs         bigint NOT NULL,
+    blob_bytes    bigint NOT NULL,
+    refreshed_at  timestamptz NOT NULL,
+    PRIMARY KEY (registry, repository)
+);
+
+-- Every repository the model knows, with what it holds now.
+CREATE VIEW regstat.repositories_now AS
+SELECT c.registry, c.repository, c.tags, c.manifests, c.blobs, c.blob_bytes
+FROM regstat.repository_contents c
+WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                  WHERE s.registry = c.registry AND s.repository = c.repository)
+UNION ALL
+SELECT s.registry, s.repository, l.tags, l.manifests, l.blobs, l.blob_bytes
+FROM regstat.stale_repositories s
+CROSS JOIN LATERAL regstat.contents_of(s.registry, s.repository) l;
+
+CREATE OR REPLACE VIEW regstat.report_repositories AS
+SELECT r.registry, r.repository, r.tags, r.manifests,
+       COALESCE(s.pushes, 0::bigint) AS pushes, COALESCE(s.pulls, 0::bigint) AS pulls,
+       s.first_push_at, s.last_push_at, s.first_pull_at, s.last_pull_at,
+       COALESCE((SELECT array_agg(DISTINCT a.actor ORDER BY a.actor) FROM regstat.actors a
+                 WHERE a.registry = r.registry AND a.repository = r.repository
+                   AND a.actor <> ''), '{}'::text[]) AS actors
+FROM regstat.repositories_now r
+LEFT JOIN regstat.repository_stats s USING (registry, repository);
+
+-- 3. The per-repository lines of `blobs` from the cache (the per-registry line counts each
+-- digest once across repositories, from the model).
+CREATE OR REPLACE VIEW regstat.report_blobs AS
+SELECT registry, repository, blobs, blob_bytes AS bytes
+FROM regstat.repositories_now
+WHERE blobs > 0
+UNION ALL
+SELECT registry, NULL, count(*), COALESCE(sum(size), 0)::bigint
+FROM (SELECT DISTINCT ON (registry, digest) registry, digest, size
+      FROM regstat.live_blobs ORDER BY registry, digest) d
+GROUP BY registry;
+
+-- 4. most-tags from the image rows.
+CREATE OR REPLACE VIEW regstat.report_most_tags AS
+SELECT registry, repository, digest, media_type, count(*) AS tags,
+       array_agg(tag ORDER BY tag) AS tag_names
+FROM regstat.report_images
+GROUP BY registry, repository, digest, media_type;
+
+-- 5. Blobs no live manifest of their repository references (orphaned-blobs applies its grace
+-- window at read time), and live manifests referencing blobs deleted since (missing-blobs).
+CREATE VIEW regstat.unreferenced_blobs AS
+SELECT b.registry, b.repository, b.digest, b.size, b.last_pushed_at
+FROM regstat.live_blobs b
+WHERE NOT EXISTS (
+    SELECT 1 FROM regstat.manifest_references r
+    JOIN regstat.live_manifests m
+      ON m.registry = r.registry AND m.repository = r.repository
+     AND m.digest = r.manifest_digest
+    WHERE r.registry = b.registry AND r.repository = b.repository
+      AND r.digest = b.digest AND r.role IN ('config', 'layer'));
+
+CREATE TABLE regstat.unreferenced_blob_rows (
+    registry        text NOT NULL,
+    repository      text NOT NULL,
+    digest          text NOT NULL,
+    size            bigint,
+    last_pushed_at  timestamptz,
+    PRIMARY KEY (registry, repository, digest)
+);
+
+CREATE OR REPLACE FUNCTION regstat.orphaned_blobs(grace interval)
+RETURNS TABLE (registry text, repository text, digest text, size bigint,
+               last_pushed_at timestamptz) LANGUAGE sql STABLE AS $$
+    SELECT u.registry, u.repository, u.digest, u.size, u.last_pushed_at FROM (
+        SELECT c.registry, c.repository, c.digest, c.size, c.last_pushed_at
+        FROM regstat.unreferenced_blob_rows c
+        WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                          WHERE s.registry = c.registry AND s.repository = c.repository)
+        UNION ALL
+        SELECT l.registry, l.repository, l.digest, l.size, l.last_pushed_at
+        FROM regstat.stale_repositories s
+        CROSS JOIN LATERAL (
+            SELECT * FROM regstat.unreferenced_blobs b
+            WHERE b.registry = s.registry AND b.repository = s.repository
+        ) l
+    ) u
+    WHERE u.last_pushed_at < now() - grace
+$$;
+
+CREATE VIEW regstat.missing_blobs_live AS
+SELECT m.registry, m.repository, m.digest AS manifest_digest, r.role, r.digest AS blob_digest,
+       r.size, d.deleted_at AS blob_deleted_at
+FROM regstat.live_manifests m
+JOIN regstat.manifest_references r
+  ON r.registry = m.registry AND r.repository = m.repository
+ AND r.manifest_digest = m.digest AND r.role IN ('config', 'layer')
+JOIN regstat.digest_deletions d
+  ON d.registry = r.registry AND d.repository = r.repository AND d.digest = r.digest
+LEFT JOIN regstat.blobs b
+  ON b.registry = r.registry AND b.repository = r.repository AND b.digest = r.digest
+WHERE b.last_pushed_at IS NULL OR d.deleted_at >= b.last_pushed_at;
+
+CREATE TABLE regstat.missing_blob_rows (
+    registry        text NOT NULL,
+    repository      text NOT NULL,
+    manifest_digest text NOT NULL,
+    role            text NOT NULL,
+    blob_digest     text NOT NULL,
+    size            bigint,
+    blob_deleted_at timestamptz,
+    PRIMARY KEY (registry, repository, manifest_digest, role, blob_digest)
+);
+
+CREATE OR REPLACE VIEW regstat.report_missing_blobs AS
+SELECT c.registry, c.repository, c.manifest_digest, c.role, c.blob_digest, c.size,
+       c.blob_deleted_at
+FROM regstat.missing_blob_rows c
+WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                  WHERE s.registry = c.registry AND s.repository = c.repository)
+UNION ALL
+SELECT l.registry, l.repository, l.manifest_digest, l.role, l.blob_digest, l.size,
+       l.blob_deleted_at
+FROM regstat.stale_repositories s
+CROSS JOIN LATERAL (
+    SELECT * FROM regstat.missing_blobs_live b
+    WHERE b.registry = s.registry AND b.repository = s.repository
+) l;
+
+-- 6. Lookups by digest alone (the digest page, search by digest prefix).
+CREATE INDEX tags_seen_digest_idx ON regstat.tags (seen_digest);
+CREATE INDEX tags_digest_only_idx ON regstat.tags (digest);
+-- text_pattern_ops: equality, and the prefix ranges of a digest search (~>=~, ~<~).
+CREATE INDEX manifests_digest_only_idx ON regstat.manifests (digest text_pattern_ops);
+CREATE INDEX manifests_subject_idx ON regstat.manifests (subject_digest)
+    WHERE subject_digest IS NOT NULL;
+CREATE INDEX blobs_digest_only_idx ON regstat.blobs (digest);
+CREATE INDEX manifest_references_child_idx ON regstat.manifest_references (digest)
+    WHERE role IN ('manifest', 'subject');
+CREATE INDEX manifest_references_parent_idx ON regstat.manifest_references (manifest_digest);
