@@ -30,7 +30,33 @@ SELECT registry, repository, now() FROM (
     UNION SELECT registry, repository FROM regstat.blobs
 ) r;
 
--- 1. Images (one row per live tag), computed one tag at a time: each LATERAL is a handful of
+-- 1. A manifest's size, one manifest at a time: the bytes of its config and layers, or of its
+-- children's for an index (each blob once). A table function, so that a LATERAL call is
+-- planned as a handful of index lookups where joining the aggregate view first aggregated
+-- every manifest. manifest_sizes is defined with it (the rule is written here only).
+CREATE FUNCTION regstat.manifest_size_of(registry text, repository text, digest text)
+RETURNS TABLE (size bigint) LANGUAGE sql STABLE AS $$
+    SELECT sum(b.size)::bigint FROM (
+        SELECT r.digest, r.size FROM regstat.manifest_references r
+        WHERE r.registry = $1 AND r.repository = $2
+          AND r.manifest_digest = $3 AND r.role IN ('config', 'layer')
+        UNION
+        SELECT c.digest, c.size FROM regstat.manifest_references i
+        JOIN regstat.manifest_references c
+          ON c.registry = i.registry AND c.repository = i.repository
+         AND c.manifest_digest = i.digest AND c.role IN ('config', 'layer')
+        WHERE i.registry = $1 AND i.repository = $2
+          AND i.manifest_digest = $3 AND i.role = 'manifest'
+    ) b
+$$;
+
+CREATE OR REPLACE VIEW regstat.manifest_sizes AS
+SELECT m.registry, m.repository, m.digest, s.size
+FROM regstat.manifests m
+CROSS JOIN LATERAL regstat.manifest_size_of(m.registry, m.repository, m.digest) s
+WHERE s.size IS NOT NULL;
+
+-- 2. Images (one row per live tag), computed one tag at a time: each LATERAL is a handful of
 -- index lookups, where joining the aggregate views aggregated every manifest first.
 CREATE VIEW regstat.images_live AS
 SELECT t.registry, t.repository, t.tag, t.digest, m.media_type,
@@ -49,21 +75,7 @@ LEFT JOIN LATERAL (
     WHERE p.registry = t.registry AND p.repository = t.repository AND p.digest = t.digest
     LIMIT 1
 ) pl ON true
-LEFT JOIN LATERAL (
-    -- manifest_sizes for this one manifest: its blobs, or its children's for an index.
-    SELECT sum(b.size)::bigint AS size FROM (
-        SELECT r.digest, r.size FROM regstat.manifest_references r
-        WHERE r.registry = t.registry AND r.repository = t.repository
-          AND r.manifest_digest = t.digest AND r.role IN ('config', 'layer')
-        UNION
-        SELECT c.digest, c.size FROM regstat.manifest_references i
-        JOIN regstat.manifest_references c
-          ON c.registry = i.registry AND c.repository = i.repository
-         AND c.manifest_digest = i.digest AND c.role IN ('config', 'layer')
-        WHERE i.registry = t.registry AND i.repository = t.repository
-          AND i.manifest_digest = t.digest AND i.role = 'manifest'
-    ) b
-) s ON true
+LEFT JOIN LATERAL regstat.manifest_size_of(t.registry, t.repository, t.digest) s ON true
 LEFT JOIN LATERAL (
     SELECT sum(v.checks)::bigint AS checks, max(v.last_checked_at) AS last_checked_at
     FROM regstat.version_checks v
@@ -106,7 +118,7 @@ CROSS JOIN LATERAL (
     WHERE i.registry = s.registry AND i.repository = s.repository
 ) l;
 
--- 2. What each repository holds: live tags and manifests, its live blobs and their bytes.
+-- 3. What each repository holds: live tags and manifests, its live blobs and their bytes.
 CREATE FUNCTION regstat.contents_of(registry text, repository text)
 RETURNS TABLE (tags bigint, manifests bigint, blobs bigint, blob_bytes bigint)
 LANGUAGE sql STABLE AS $$
@@ -151,7 +163,7 @@ SELECT r.registry, r.repository, r.tags, r.manifests,
 FROM regstat.repositories_now r
 LEFT JOIN regstat.repository_stats s USING (registry, repository);
 
--- 3. The per-repository lines of `blobs` from the cache (the per-registry line counts each
+-- 4. The per-repository lines of `blobs` from the cache (the per-registry line counts each
 -- digest once across repositories, from the model).
 CREATE OR REPLACE VIEW regstat.report_blobs AS
 SELECT registry, repository, blobs, blob_bytes AS bytes
@@ -163,14 +175,14 @@ FROM (SELECT DISTINCT ON (registry, digest) registry, digest, size
       FROM regstat.live_blobs ORDER BY registry, digest) d
 GROUP BY registry;
 
--- 4. most-tags from the image rows.
+-- 5. most-tags from the image rows.
 CREATE OR REPLACE VIEW regstat.report_most_tags AS
 SELECT registry, repository, digest, media_type, count(*) AS tags,
        array_agg(tag ORDER BY tag) AS tag_names
 FROM regstat.report_images
 GROUP BY registry, repository, digest, media_type;
 
--- 5. Blobs no live manifest of their repository references (orphaned-blobs applies its grace
+-- 6. Blobs no live manifest of their repository references (orphaned-blobs applies its grace
 -- window at read time), and live manifests referencing blobs deleted since (missing-blobs).
 CREATE VIEW regstat.unreferenced_blobs AS
 SELECT b.registry, b.repository, b.digest, b.size, b.last_pushed_at
@@ -250,7 +262,40 @@ CROSS JOIN LATERAL (
     WHERE b.registry = s.registry AND b.repository = s.repository
 ) l;
 
--- 6. Lookups by digest alone (the digest page, search by digest prefix).
+-- 7. Registry-wide live blobs, each digest counted once however many repositories link it, and
+-- their bytes: one figure per registry, so no per-repository scheme makes it exact cheaply.
+-- The refresher recomputes it at most once a minute while the registry's repositories
+-- change (and at once when it does not exist); the console shows the time it is as of.
+CREATE TABLE regstat.registry_contents (
+    registry      text PRIMARY KEY,
+    blobs         bigint NOT NULL,
+    blob_bytes    bigint NOT NULL,
+    refreshed_at  timestamptz NOT NULL
+);
+
+-- 8. Image pulls per day and registry (the `pulls` report, the overview's chart): written with
+-- repository_pulls, from the same counts, so the report reads a row per day.
+CREATE TABLE regstat.registry_pulls (
+    day                 date NOT NULL,
+    registry            text NOT NULL,
+    pulls               bigint NOT NULL,
+    system_pulls        bigint NOT NULL,
+    PRIMARY KEY (day, registry)
+);
+INSERT INTO regstat.registry_pulls (day, registry, pulls, system_pulls)
+SELECT day, registry, sum(pulls), sum(system_pulls)
+FROM regstat.repository_pulls
+GROUP BY day, registry;
+
+CREATE OR REPLACE FUNCTION regstat.pulls_per_day(days integer)
+RETURNS TABLE (day date, registry text, pulls bigint, system_pulls bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT p.day, p.registry, p.pulls, p.system_pulls
+    FROM regstat.registry_pulls p
+    WHERE p.day > (now() AT TIME ZONE 'UTC')::date - days
+$$;
+
+-- 9. Lookups by digest alone (the digest page, search by digest prefix).
 CREATE INDEX tags_seen_digest_idx ON regstat.tags (seen_digest);
 CREATE INDEX tags_digest_only_idx ON regstat.tags (digest);
 -- text_pattern_ops: equality, and the prefix ranges of a digest search (~>=~, ~<~).

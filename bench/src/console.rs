@@ -34,6 +34,8 @@ pub struct Timing {
     pub p50: f64,
     /// 95th percentile, ms.
     pub p95: f64,
+    /// What the answer held: rows, and bytes for an HTTP answer.
+    pub answer: String,
 }
 
 /// Everything measured at one size.
@@ -81,6 +83,8 @@ pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<Con
             seed(&context, &mut workload, size.saturating_sub(recorded)).await?;
             recorded = recorded.max(size);
             let seed_secs = started.elapsed().as_secs_f64();
+            // Statistics first, as autovacuum keeps them (it may be off on a test machine).
+            regstat_store::databases::analyze(&stack.pool).await?;
             // What the workers' refresher does as events come, at once.
             let started = Instant::now();
             let refreshed = regstat_store::caches::refresh_all(&stack.pool).await?;
@@ -163,7 +167,7 @@ async fn repeat(
 }
 
 /// p50 and p95 of `samples`, ms.
-fn percentiles(what: String, mut samples: Vec<Duration>) -> Timing {
+fn percentiles(what: String, mut samples: Vec<Duration>, answer: String) -> Timing {
     samples.sort_unstable();
     let at = |q: f64| {
         let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
@@ -173,6 +177,7 @@ fn percentiles(what: String, mut samples: Vec<Duration>) -> Timing {
         what,
         p50: at(0.5),
         p95: at(0.95),
+        answer,
     }
 }
 
@@ -239,19 +244,34 @@ async fn pages(base: &str) -> anyhow::Result<Vec<Timing>> {
     let mut timings = Vec::new();
     for path in paths {
         let url = format!("{base}{path}");
+        let mut body = Vec::new();
         let samples = repeat(async || {
             let response = client.get(&url).send().await?;
             let status = response.status();
-            let _ = response.bytes().await?;
+            body = response.bytes().await?.to_vec();
             if !status.is_success() {
                 bail!("{path} answered {status}");
             }
             Ok(())
         })
         .await?;
-        timings.push(percentiles(path, samples));
+        timings.push(percentiles(path, samples, describe(&body)));
     }
     Ok(timings)
+}
+
+/// An answer's rows (a JSON array, or an object's `rows`) and size.
+fn describe(body: &[u8]) -> String {
+    let kib = body.len() as f64 / 1024.0;
+    let rows = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(rows)) => Some(rows.len()),
+        Ok(value) => value["rows"].as_array().map(Vec::len),
+        Err(_) => None,
+    };
+    match rows {
+        Some(rows) => format!("{rows} rows, {kib:.0} KiB"),
+        None => format!("{kib:.0} KiB"),
+    }
 }
 
 fn reqwest_client() -> reqwest::Client {
@@ -278,7 +298,14 @@ async fn report_timings(settings: &Settings) -> anyhow::Result<Vec<Timing>> {
             Ok(())
         })
         .await?;
-        timings.push(percentiles(format!("regstat report {name}"), samples));
+        let rows = reports::run(&mut connection, &report, &filters)
+            .await?
+            .len();
+        timings.push(percentiles(
+            format!("regstat report {name}"),
+            samples,
+            format!("{rows} rows"),
+        ));
     }
     Ok(timings)
 }

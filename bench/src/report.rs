@@ -408,20 +408,21 @@ fn console_table(console: &ConsoleFigures) -> String {
     };
     let _ = writeln!(
         out,
-        "| 6 console: page, endpoint or report | {} events p50 / p95 | {} events p50 / p95 | target |",
-        small.events, large.events
+        "| 6 console: page, endpoint or report | {} events p50 / p95 | {} events p50 / p95 | answer at {} | target |",
+        small.events, large.events, large.events
     );
-    out.push_str("| --- | --- | --- | --- |\n");
+    out.push_str("| --- | --- | --- | --- | --- |\n");
     for (at_small, at_large) in small.timings.iter().zip(&large.timings) {
         let ratio = at_large.p95 / at_small.p95.max(0.1);
         let _ = writeln!(
             out,
-            "| `{}` | {:.1} / {:.1} ms | {:.1} / {:.1} ms ({ratio:.1}×) | {} |",
+            "| `{}` | {:.1} / {:.1} ms | {:.1} / {:.1} ms ({ratio:.1}×) | {} | {} |",
             at_large.what,
             at_small.p50,
             at_small.p95,
             at_large.p50,
             at_large.p95,
+            at_large.answer,
             verdict(
                 at_large.p95 <= 150.0 && (ratio <= 2.0 || at_large.p95 <= 20.0),
                 "p95 ≤ 150 ms, ≤ 2× the smaller size"

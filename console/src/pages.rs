@@ -312,6 +312,8 @@ struct OverviewPage {
     frame: Frame,
     totals: browse::Totals,
     blob_bytes: String,
+    /// When the blob figures were counted, when not just now.
+    blobs_as_of: Option<String>,
     days: i32,
     windows: Vec<(i32, String, bool)>,
     chart: String,
@@ -399,6 +401,7 @@ async fn overview(
     html(OverviewPage {
         frame: Frame::new("Overview", "overview"),
         blob_bytes: bytes(Some(totals.blob_bytes)),
+        blobs_as_of: totals.blobs_as_of.map(|at| time(Some(at))),
         totals,
         days,
         windows: [7, 30, 90, 365]

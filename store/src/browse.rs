@@ -20,27 +20,47 @@ pub struct Totals {
     pub blobs: i64,
     /// Their bytes.
     pub blob_bytes: i64,
+    /// When [`Self::blobs`] and [`Self::blob_bytes`] were counted, when they come from the
+    /// refresher's figures (`null`: counted now).
+    pub blobs_as_of: Option<DateTime<Utc>>,
     /// Ledger events.
     pub events: i64,
     /// Whether [`Self::events`] is the planner's estimate (a large ledger is not counted).
     pub events_estimated: bool,
 }
 
-/// Counts what is live now and estimates the ledger.
+/// Counts what is live now and estimates the ledger. The registry-wide blob figures are the
+/// refresher's when it has them for every registry (a count over every live blob otherwise).
 pub async fn totals(db: &mut PgConnection) -> Result<Totals, sqlx::Error> {
-    let (repositories, tags, manifests, blobs, blob_bytes): (i64, i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT r.repositories, r.tags, r.manifests, b.blobs, b.bytes
-             FROM (SELECT count(*) FILTER (WHERE tags > 0 OR manifests > 0) AS repositories,
-                          COALESCE(sum(tags), 0)::bigint AS tags,
-                          COALESCE(sum(manifests), 0)::bigint AS manifests
-                   FROM regstat.repositories_now) r,
-                  (SELECT count(*) AS blobs, COALESCE(sum(size), 0)::bigint AS bytes
-                   FROM (SELECT DISTINCT ON (registry, digest) size FROM regstat.live_blobs
-                         ORDER BY registry, digest) d) b",
-        )
-        .fetch_one(&mut *db)
-        .await?;
+    let (repositories, tags, manifests): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE tags > 0 OR manifests > 0),
+                COALESCE(sum(tags), 0)::bigint, COALESCE(sum(manifests), 0)::bigint
+         FROM regstat.repositories_now",
+    )
+    .fetch_one(&mut *db)
+    .await?;
+    let cached: (i64, i64, Option<DateTime<Utc>>, bool) = sqlx::query_as(
+        "SELECT COALESCE(sum(g.blobs), 0)::bigint, COALESCE(sum(g.blob_bytes), 0)::bigint,
+                min(g.refreshed_at),
+                COALESCE(bool_and(g.registry IS NOT NULL), false)
+         FROM (SELECT DISTINCT registry FROM regstat.repository_contents) r
+         LEFT JOIN regstat.registry_contents g USING (registry)",
+    )
+    .fetch_one(&mut *db)
+    .await?;
+    let (blobs, blob_bytes, blobs_as_of) = match cached {
+        (blobs, bytes, Some(at), true) => (blobs, bytes, Some(at)),
+        _ => {
+            let (blobs, bytes): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), COALESCE(sum(size), 0)::bigint
+                 FROM (SELECT DISTINCT ON (registry, digest) size FROM regstat.live_blobs
+                       ORDER BY registry, digest) d",
+            )
+            .fetch_one(&mut *db)
+            .await?;
+            (blobs, bytes, None)
+        }
+    };
     let (events, events_estimated) =
         crate::status::ledger_size(&mut *db, crate::status::EXACT_COUNT_LIMIT).await?;
     Ok(Totals {
@@ -49,6 +69,7 @@ pub async fn totals(db: &mut PgConnection) -> Result<Totals, sqlx::Error> {
         manifests,
         blobs,
         blob_bytes,
+        blobs_as_of,
         events,
         events_estimated,
     })
@@ -526,7 +547,7 @@ const MANIFEST_REF: &str = "SELECT m.registry, m.repository, m.digest, m.media_t
         s.size
     FROM regstat.manifests m
     LEFT JOIN regstat.manifest_platforms p USING (registry, repository, digest)
-    LEFT JOIN regstat.manifest_sizes s USING (registry, repository, digest)";
+    LEFT JOIN LATERAL regstat.manifest_size_of(m.registry, m.repository, m.digest) s ON true";
 
 /// Everything about `digest`; `None` when no manifest or blob of it is known.
 pub async fn digest(

@@ -4,6 +4,8 @@
 //! - [`mark_stale`]: every write of the model marks the repositories it touched, in its own
 //!   transaction;
 //! - [`refresh`]: the worker's refresher recomputes stale repositories' rows and unmarks them;
+//!   [`refresh_registry_totals`] recomputes the registry-wide blob figures, which are "as of"
+//!   the time it ran;
 //! - readers (`report_images`, `repositories_now` and what is built on them) take cached rows
 //!   for the rest and compute stale repositories from the model, so they are exact whether or
 //!   not a refresher runs; it only makes them fast.
@@ -108,12 +110,63 @@ pub async fn refresh(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
     Ok(taken.len())
 }
 
-/// Refreshes until no repository is stale (or only ones a writer holds): a backlog at once.
+/// How often at most [`refresh_registry_totals`] recomputes a registry's totals while its
+/// repositories change.
+pub const REGISTRY_TOTALS_EVERY: Duration = Duration::from_secs(60);
+
+/// Recomputes the registry-wide blob figures (`regstat.registry_contents`) of registries that
+/// have none, or whose repositories were refreshed since and that are older than `every`.
+/// One refresher at a time does it (the others skip it). Returns how many it recomputed.
+pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ours: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('regstat.registry_contents'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !ours {
+        return Ok(0);
+    }
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT c.registry FROM regstat.repository_contents c
+         LEFT JOIN regstat.registry_contents g USING (registry)
+         GROUP BY c.registry, g.refreshed_at
+         HAVING g.refreshed_at IS NULL
+             OR (max(c.refreshed_at) > g.refreshed_at
+                 AND g.refreshed_at < now() - make_interval(secs => $1))",
+    )
+    .bind(every.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query(
+        "INSERT INTO regstat.registry_contents AS g (registry, blobs, blob_bytes, refreshed_at)
+         SELECT r.registry, count(d.digest), COALESCE(sum(d.size), 0)::bigint, now()
+         FROM UNNEST($1::text[]) AS r(registry)
+         LEFT JOIN (SELECT DISTINCT ON (registry, digest) registry, digest, size
+                    FROM regstat.live_blobs WHERE registry = ANY($1)
+                    ORDER BY registry, digest) d USING (registry)
+         GROUP BY r.registry
+         ON CONFLICT (registry) DO UPDATE SET blobs = EXCLUDED.blobs,
+             blob_bytes = EXCLUDED.blob_bytes, refreshed_at = EXCLUDED.refreshed_at",
+    )
+    .bind(&due)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(due.len())
+}
+
+/// Refreshes until no repository is stale (or only ones a writer holds), then the registry
+/// totals: a backlog at once. Returns the repositories refreshed.
 pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
         let refreshed = refresh(pool, REFRESH_BATCH).await?;
         if refreshed == 0 {
+            refresh_registry_totals(pool, Duration::ZERO).await?;
             return Ok(total);
         }
         total += refreshed;
@@ -132,7 +185,13 @@ pub async fn stale(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// (readers stay exact meanwhile, only slower).
 pub async fn run_refresher(pool: PgPool, interval: Duration, stop: CancellationToken) {
     loop {
-        let wait = match refresh(&pool, REFRESH_BATCH).await {
+        let refreshed = match refresh(&pool, REFRESH_BATCH).await {
+            Ok(0) => refresh_registry_totals(&pool, REGISTRY_TOTALS_EVERY)
+                .await
+                .map(|_| 0),
+            other => other,
+        };
+        let wait = match refreshed {
             Ok(0) => interval,
             Ok(refreshed) => {
                 tracing::debug!(refreshed, "repository caches refreshed");

@@ -11,8 +11,9 @@
 //!   [`regstat_registry`], or from the event).
 //! - [`outcome`]: [`Outcome`] and [`outcome::Reason`], below both of the above.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, and the polled queue and ledger gauges.
-//! - this file: [`run`], which migrates (when configured), maintains the ledger hourly and
-//!   consumes until shutdown.
+//! - this file: [`run`], which migrates (when configured), maintains the ledger hourly,
+//!   refreshes the store's per-repository caches as repositories go stale
+//!   ([`regstat_store::caches`]) and consumes until shutdown.
 
 pub mod callbacks;
 pub mod consumer;

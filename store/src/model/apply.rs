@@ -53,6 +53,7 @@ pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error
     version_checks(tx, changes).await?;
     repositories(tx, changes).await?;
     repository_days(tx, changes).await?;
+    registry_days(tx, changes).await?;
     actors(tx, changes).await?;
     // Last, so that the marks' row locks are held only until the commit that follows.
     crate::caches::mark_stale(tx, changes.repositories_touched()).await?;
@@ -481,6 +482,33 @@ async fn repository_days(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error
     .bind(column(m, |k, _| k.2.as_str()))
     .bind(column(m, |_, v| v.0))
     .bind(column(m, |_, v| v.1))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The same image pull counts summed per day and registry.
+async fn registry_days(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
+    let mut days: BTreeMap<(chrono::NaiveDate, &str), (i64, i64)> = BTreeMap::new();
+    for ((day, registry, _), (pulls, system_pulls)) in &c.repository_days {
+        let sums = days.entry((*day, registry.as_str())).or_default();
+        sums.0 += pulls;
+        sums.1 += system_pulls;
+    }
+    if days.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO regstat.registry_pulls AS p (day, registry, pulls, system_pulls)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::int8[], $4::int8[])
+         ON CONFLICT (day, registry) DO UPDATE SET
+             pulls = p.pulls + EXCLUDED.pulls,
+             system_pulls = p.system_pulls + EXCLUDED.system_pulls",
+    )
+    .bind(column(&days, |k, _| k.0))
+    .bind(column(&days, |k, _| k.1))
+    .bind(column(&days, |_, v| v.0))
+    .bind(column(&days, |_, v| v.1))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -147,6 +147,7 @@ pub(crate) async fn snapshot(db: &TestDb) -> Value {
         "repository_stats",
         "actors",
         "repository_pulls",
+        "registry_pulls",
     ] {
         let sql = format!(
             "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM regstat.{table} t"

@@ -242,6 +242,12 @@ async fn lists_paginate_and_sort_and_details_link_up() {
         .map(|r| r["repository"].clone())
         .collect();
     assert_eq!(seen, names, "pages in name order make the whole list");
+    // Every report takes a limit: its first rows, in its order.
+    let images = json(&console, "/api/v1/reports/images").await;
+    let images = images.as_array().unwrap();
+    assert!(images.len() >= 2, "{images:?}");
+    let first = json(&console, "/api/v1/reports/images?limit=1").await;
+    assert_eq!(first.as_array().unwrap().as_slice(), &images[..1]);
     let by_pulls = json(&console, "/api/v1/repositories?sort=pulls").await;
     let pulls: Vec<i64> = by_pulls["rows"]
         .as_array()
