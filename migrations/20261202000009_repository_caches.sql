@@ -2,6 +2,10 @@
 -- costs the rows read, not the size of the model (about 2 million events: 20,000 tags,
 -- 100,000 manifests, 250,000 blobs).
 --
+-- Every "computed for the stale ones" below is a LATERAL subquery with OFFSET 0: it keeps the
+-- planner from flattening it into a join with the whole view (which, with few or no stale
+-- keys, it would compute entirely, then throw away).
+--
 -- The model stays the truth and the reports stay exact. Every write marks the repositories it
 -- touched as stale (in the writing transaction, as an upsert, so it holds the mark's row lock
 -- until it commits); a refresher in the worker takes stale repositories (FOR UPDATE SKIP
@@ -116,6 +120,7 @@ FROM regstat.stale_repositories s
 CROSS JOIN LATERAL (
     SELECT * FROM regstat.images_live i
     WHERE i.registry = s.registry AND i.repository = s.repository
+    OFFSET 0 -- computed per stale repository, never the whole view joined afterwards
 ) l;
 
 -- 3. What each repository holds: live tags and manifests, its live blobs and their bytes.
@@ -218,6 +223,7 @@ RETURNS TABLE (registry text, repository text, digest text, size bigint,
         CROSS JOIN LATERAL (
             SELECT * FROM regstat.unreferenced_blobs b
             WHERE b.registry = s.registry AND b.repository = s.repository
+            OFFSET 0 -- per stale repository
         ) l
     ) u
     WHERE u.last_pushed_at < now() - grace
@@ -260,6 +266,7 @@ FROM regstat.stale_repositories s
 CROSS JOIN LATERAL (
     SELECT * FROM regstat.missing_blobs_live b
     WHERE b.registry = s.registry AND b.repository = s.repository
+    OFFSET 0 -- per stale repository
 ) l;
 
 -- 7. Registry-wide live blobs, each digest counted once however many repositories link it, and
@@ -295,7 +302,68 @@ LANGUAGE sql STABLE AS $$
     WHERE p.day > (now() AT TIME ZONE 'UTC')::date - days
 $$;
 
--- 9. Lookups by digest alone (the digest page, search by digest prefix).
+-- 9. Image pulls per platform, per repository and day (the `architectures` report, the
+-- overview's platforms): the platform of a pulled manifest is a lookup per digest, too slow
+-- over a month of pulls, so each (repository, day) is cached like a repository above. A
+-- write marks the (repository, day)s whose pulls it changes, and those whose platform it may
+-- change: days on which a manifest whose content (or an index listing it) it writes was
+-- pulled. Writers of content and of pulls take an advisory lock per (repository, digest)
+-- first (store/src/model/locks.rs), so a content write either sees a concurrent first pull of
+-- the digest and marks its day, or is seen by the refresher that computes that day.
+CREATE TABLE regstat.stale_pull_days (
+    registry    text NOT NULL,
+    repository  text NOT NULL,
+    day         date NOT NULL,
+    marked_at   timestamptz NOT NULL,
+    PRIMARY KEY (registry, repository, day)
+);
+INSERT INTO regstat.stale_pull_days (registry, repository, day, marked_at)
+SELECT DISTINCT registry, repository, day, now() FROM regstat.pull_metrics;
+
+CREATE VIEW regstat.platform_pulls_live AS
+SELECT p.registry, p.repository, p.day, mp.os, mp.architecture, mp.variant,
+       sum(p.pulls)::bigint AS pulls
+FROM regstat.image_pulls p
+LEFT JOIN regstat.manifest_platforms mp USING (registry, repository, digest)
+WHERE NOT p.system
+GROUP BY p.registry, p.repository, p.day, mp.os, mp.architecture, mp.variant;
+
+CREATE TABLE regstat.platform_pull_rows (
+    registry      text NOT NULL,
+    repository    text NOT NULL,
+    day           date NOT NULL,
+    os            text,
+    architecture  text,
+    variant       text,
+    pulls         bigint NOT NULL
+);
+CREATE INDEX platform_pull_rows_key_idx ON regstat.platform_pull_rows (registry, repository, day);
+CREATE INDEX platform_pull_rows_day_idx ON regstat.platform_pull_rows (day);
+
+CREATE OR REPLACE FUNCTION regstat.pulls_by_platform(days integer)
+RETURNS TABLE (registry text, os text, architecture text, variant text, pulls bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT u.registry, u.os, u.architecture, u.variant, sum(u.pulls)::bigint FROM (
+        SELECT c.registry, c.os, c.architecture, c.variant, c.pulls
+        FROM regstat.platform_pull_rows c
+        WHERE c.day > (now() AT TIME ZONE 'UTC')::date - days
+          AND NOT EXISTS (SELECT 1 FROM regstat.stale_pull_days s
+                          WHERE s.registry = c.registry AND s.repository = c.repository
+                            AND s.day = c.day)
+        UNION ALL
+        SELECT l.registry, l.os, l.architecture, l.variant, l.pulls
+        FROM regstat.stale_pull_days s
+        CROSS JOIN LATERAL (
+            SELECT * FROM regstat.platform_pulls_live v
+            WHERE v.registry = s.registry AND v.repository = s.repository AND v.day = s.day
+            OFFSET 0 -- per stale (repository, day)
+        ) l
+        WHERE s.day > (now() AT TIME ZONE 'UTC')::date - days
+    ) u
+    GROUP BY u.registry, u.os, u.architecture, u.variant
+$$;
+
+-- 10. Lookups by digest alone (the digest page, search by digest prefix).
 CREATE INDEX tags_seen_digest_idx ON regstat.tags (seen_digest);
 CREATE INDEX tags_digest_only_idx ON regstat.tags (digest);
 -- text_pattern_ops: equality, and the prefix ranges of a digest search (~>=~, ~<~).

@@ -1,9 +1,10 @@
 //! Per-repository caches of what the reports and the console compute (migration
 //! `20261202000009_repository_caches.sql` explains the scheme and why it misses no write).
 //!
-//! - [`mark_stale`]: every write of the model marks the repositories it touched, in its own
-//!   transaction;
-//! - [`refresh`]: the worker's refresher recomputes stale repositories' rows and unmarks them;
+//! - [`mark_stale`], [`mark_pull_days_stale`]: every write of the model marks the repositories
+//!   (and the days of pulls per platform) it touched, in its own transaction;
+//! - [`refresh`], [`refresh_pull_days`]: the worker's refresher recomputes stale repositories'
+//!   (and days') rows and unmarks them;
 //!   [`refresh_registry_totals`] recomputes the registry-wide blob figures, which are "as of"
 //!   the time it ran;
 //! - readers (`report_images`, `repositories_now` and what is built on them) take cached rows
@@ -49,6 +50,107 @@ pub async fn mark_stale<'a>(
     Ok(())
 }
 
+/// Marks stale, in the writer's transaction (as [`mark_stale`] does, holding the marks' row
+/// locks): the (repository, day)s of `days`, whose pulls change, and those on which a manifest
+/// of `platforms` was pulled, whose platform the writer's content may decide. The writer
+/// holds those manifests' platform locks, so the pulls this reads include every one committed
+/// before it and any committed after it marks its own day.
+pub async fn mark_pull_days_stale<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    days: impl IntoIterator<Item = (&'a str, &'a str, chrono::NaiveDate)>,
+    platforms: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Result<(), sqlx::Error> {
+    let mut registries = Vec::new();
+    let mut repositories = Vec::new();
+    let mut dates = Vec::new();
+    for (registry, repository, day) in days {
+        registries.push(registry);
+        repositories.push(repository);
+        dates.push(day);
+    }
+    let (mut by_registry, mut by_repository, mut by_digest) = (Vec::new(), Vec::new(), Vec::new());
+    for (registry, repository, digest) in platforms {
+        by_registry.push(registry);
+        by_repository.push(repository);
+        by_digest.push(digest);
+    }
+    if registries.is_empty() && by_digest.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO regstat.stale_pull_days AS s (registry, repository, day, marked_at)
+         SELECT registry, repository, day, now() FROM (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::date[]) AS d(registry, repository, day)
+             UNION
+             SELECT p.registry, p.repository, p.day FROM regstat.pull_metrics p
+             JOIN UNNEST($4::text[], $5::text[], $6::text[]) AS m(registry, repository, digest)
+               ON p.registry = m.registry AND p.repository = m.repository
+              AND p.digest = m.digest
+         ) k
+         ORDER BY registry, repository, day
+         ON CONFLICT (registry, repository, day) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+    )
+    .bind(registries)
+    .bind(repositories)
+    .bind(dates)
+    .bind(by_registry)
+    .bind(by_repository)
+    .bind(by_digest)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes the cached pulls per platform of up to `limit` stale (repository, day)s (the
+/// longest stale first; those a writer holds are left for the next round) and unmarks them,
+/// in one transaction. Returns how many were refreshed.
+pub async fn refresh_pull_days(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let taken: Vec<(String, String, chrono::NaiveDate)> = sqlx::query_as(
+        "DELETE FROM regstat.stale_pull_days s
+         USING (SELECT registry, repository, day FROM regstat.stale_pull_days
+                ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED) t
+         WHERE s.registry = t.registry AND s.repository = t.repository AND s.day = t.day
+         RETURNING s.registry, s.repository, s.day",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let registries: Vec<&str> = taken.iter().map(|t| t.0.as_str()).collect();
+    let repositories: Vec<&str> = taken.iter().map(|t| t.1.as_str()).collect();
+    let days: Vec<chrono::NaiveDate> = taken.iter().map(|t| t.2).collect();
+    sqlx::query(
+        "DELETE FROM regstat.platform_pull_rows c
+         USING UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
+         WHERE c.registry = k.registry AND c.repository = k.repository AND c.day = k.day",
+    )
+    .bind(&registries)
+    .bind(&repositories)
+    .bind(&days)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO regstat.platform_pull_rows
+             (registry, repository, day, os, architecture, variant, pulls)
+         SELECT l.registry, l.repository, l.day, l.os, l.architecture, l.variant, l.pulls
+         FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
+         CROSS JOIN LATERAL (SELECT * FROM regstat.platform_pulls_live v
+                             WHERE v.registry = k.registry AND v.repository = k.repository
+                               AND v.day = k.day
+                             OFFSET 0) l",
+    )
+    .bind(&registries)
+    .bind(&repositories)
+    .bind(&days)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(taken.len())
+}
+
 /// Recomputes the cached rows of up to `limit` stale repositories (the longest stale first;
 /// those a writer holds are left for the next round) and unmarks them, in one transaction.
 /// Returns how many were refreshed.
@@ -85,7 +187,8 @@ pub async fn refresh(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
             "INSERT INTO regstat.{cache}
              SELECT l.* FROM UNNEST($1::text[], $2::text[]) AS r(registry, repository)
              CROSS JOIN LATERAL (SELECT * FROM regstat.{live} v
-                                 WHERE v.registry = r.registry AND v.repository = r.repository) l"
+                                 WHERE v.registry = r.registry AND v.repository = r.repository
+                                 OFFSET 0) l"
         )))
         .bind(&registries)
         .bind(&names)
@@ -165,7 +268,8 @@ pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
         let refreshed = refresh(pool, REFRESH_BATCH).await?;
-        if refreshed == 0 {
+        let days = refresh_pull_days(pool, REFRESH_BATCH * 10).await?;
+        if refreshed == 0 && days == 0 {
             refresh_registry_totals(pool, Duration::ZERO).await?;
             return Ok(total);
         }
@@ -173,11 +277,14 @@ pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
     }
 }
 
-/// Repositories stale now.
-pub async fn stale(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM regstat.stale_repositories")
-        .fetch_one(pool)
-        .await
+/// Repositories, and (repository, day)s of pulls, stale now.
+pub async fn stale(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM regstat.stale_repositories),
+                (SELECT count(*) FROM regstat.stale_pull_days)",
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// The worker's refresher: refreshes stale repositories as they come, waiting `interval`
@@ -185,12 +292,15 @@ pub async fn stale(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// (readers stay exact meanwhile, only slower).
 pub async fn run_refresher(pool: PgPool, interval: Duration, stop: CancellationToken) {
     loop {
-        let refreshed = match refresh(&pool, REFRESH_BATCH).await {
-            Ok(0) => refresh_registry_totals(&pool, REGISTRY_TOTALS_EVERY)
-                .await
-                .map(|_| 0),
-            other => other,
-        };
+        let refreshed = async {
+            let repositories = refresh(&pool, REFRESH_BATCH).await?;
+            let days = refresh_pull_days(&pool, REFRESH_BATCH * 10).await?;
+            if repositories + days == 0 {
+                refresh_registry_totals(&pool, REGISTRY_TOTALS_EVERY).await?;
+            }
+            Ok::<_, sqlx::Error>(repositories + days)
+        }
+        .await;
         let wait = match refreshed {
             Ok(0) => interval,
             Ok(refreshed) => {

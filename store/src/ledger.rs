@@ -6,6 +6,7 @@
 //! and writes ledger rows for the admitted ids only, in one statement. Partitions and
 //! retention are [`crate::retention`]'s.
 
+use crate::model::locks;
 use crate::model::pulls::{self, Request};
 use crate::model::{Changes, ClientKind, Content, ModelEvent};
 use chrono::{DateTime, Utc};
@@ -97,7 +98,18 @@ pub async fn record(
         .filter_map(|e| Request::of(&e.row.id, e.event, e.registry, e.row.occurred_at, e.client))
         .collect();
     let mut tx = pool.begin().await?;
-    pulls::lock(&mut tx, &requests).await?;
+    let mut locks = pulls::lock_names(&requests);
+    for entry in entries {
+        if let (Some(content), Some(target)) = (entry.content, entry.event.target.as_ref())
+            && let (Some(repository), Some(digest)) = (&target.repository, &target.digest)
+        {
+            locks.extend(
+                locks::decided_by(digest, content)
+                    .map(|d| locks::platform(entry.registry, repository, d)),
+            );
+        }
+    }
+    locks::take(&mut tx, locks).await?;
     let inserted: HashSet<String> = insert(&mut tx, &rows).await?.into_iter().collect();
     let mut changes = Changes::default();
     let mut applied = HashSet::new();

@@ -21,7 +21,8 @@ const WRITE_RETRIES: Policy =
 
 /// Writes `changes` in a transaction of their own (a sync's observations of one repository),
 /// trying again twice when the database answers with a transient error (a deadlock with a
-/// worker's batch, a restart). Rows are written in key order, tables in [`apply`]'s order,
+/// worker's batch, a restart). The platform locks of the content it writes come first
+/// ([`super::locks`]); rows are written in key order, tables in [`apply`]'s order,
 /// and nothing is read and written back, so workers applying events at the same time lose
 /// nothing.
 pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> {
@@ -29,6 +30,14 @@ pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> 
         .retry(
             || async {
                 let mut tx = pool.begin().await?;
+                let locks = changes
+                    .platforms_decided()
+                    .into_iter()
+                    .map(|(registry, repository, digest)| {
+                        super::locks::platform(registry, repository, digest)
+                    })
+                    .collect();
+                super::locks::take(&mut tx, locks).await?;
                 apply(&mut tx, changes).await?;
                 tx.commit().await
             },
@@ -41,7 +50,8 @@ pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> 
 }
 
 /// Writes every change in the caller's transaction (the one that inserted the events into
-/// the ledger, so an event's effects are applied exactly when it is recorded).
+/// the ledger, so an event's effects are applied exactly when it is recorded), which has taken
+/// the locks [`super::locks`] names.
 pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error> {
     blobs(tx, changes).await?;
     manifests(tx, changes).await?;
@@ -57,6 +67,12 @@ pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error
     actors(tx, changes).await?;
     // Last, so that the marks' row locks are held only until the commit that follows.
     crate::caches::mark_stale(tx, changes.repositories_touched()).await?;
+    crate::caches::mark_pull_days_stale(
+        tx,
+        changes.pull_days_touched(),
+        changes.platforms_decided(),
+    )
+    .await?;
     Ok(())
 }
 

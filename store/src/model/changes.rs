@@ -198,6 +198,27 @@ impl Changes {
         *self == Self::default()
     }
 
+    /// Every (registry, repository, digest) whose platform the content written here may decide
+    /// ([`super::locks::decided_by`]), sorted.
+    pub fn platforms_decided(&self) -> BTreeSet<(&str, &str, &str)> {
+        self.manifests
+            .iter()
+            .filter_map(|(key, row)| row.content.as_ref().map(|content| (key, content)))
+            .flat_map(|((registry, repository, digest), content)| {
+                super::locks::decided_by(digest, content)
+                    .map(move |d| (registry.as_str(), repository.as_str(), d))
+            })
+            .collect()
+    }
+
+    /// Every (registry, repository, day) whose pulls change here, sorted.
+    pub fn pull_days_touched(&self) -> BTreeSet<(&str, &str, NaiveDate)> {
+        self.pull_metrics
+            .keys()
+            .map(|(day, registry, repository, ..)| (registry.as_str(), repository.as_str(), *day))
+            .collect()
+    }
+
     /// Every (registry, repository) with a change, sorted: what the caches must recompute.
     pub fn repositories_touched(&self) -> BTreeSet<(&str, &str)> {
         let mut touched = BTreeSet::new();

@@ -15,6 +15,7 @@
 mod apply;
 mod changes;
 mod known;
+pub(crate) mod locks;
 pub mod pulls;
 
 pub use apply::{apply, write};

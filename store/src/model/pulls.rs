@@ -4,7 +4,7 @@
 //!
 //! A request's classification depends only on the requests of the same client and digest
 //! within the window around it ([`classify`]). Each batch locks the keys it touches
-//! (`pg_advisory_xact_lock`, in key order, before anything else), stores its new requests,
+//! ([`lock_names`], taken by [`super::locks::take`] before anything else), stores its new requests,
 //! reclassifies every stored request whose neighbourhood they joined, and adds the difference
 //! of their contributions to [`Changes`]. So the counts are a sum over the final
 //! classification of every request: the same whatever the order, batching, duplication or
@@ -214,27 +214,19 @@ fn contribute(changes: &mut Changes, request: &Request, class: &Class, sign: i64
     }
 }
 
-/// Takes the per-key locks of `requests`, in key order: call it first in the transaction,
-/// before any row lock, so two batches can never wait for each other in a cycle.
-pub(crate) async fn lock(
-    tx: &mut Transaction<'_, Postgres>,
-    requests: &[Request],
-) -> Result<(), sqlx::Error> {
-    let mut names: Vec<String> = requests.iter().map(|r| r.key.lock_name()).collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    names.sort();
-    names.dedup();
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
-         FROM UNNEST($1::text[]) WITH ORDINALITY AS k(name, position)
-         ORDER BY position",
-    )
-    .bind(names)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The advisory locks recording `requests` needs (see [`super::locks`]): their pull keys, and
+/// the platforms of the digests they fetch.
+pub(crate) fn lock_names(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .flat_map(|r| {
+            let key = &r.key;
+            [
+                key.lock_name(),
+                super::locks::platform(&key.registry, &key.repository, &key.digest),
+            ]
+        })
+        .collect()
 }
 
 /// Stores `new` (requests just recorded, their keys locked by [`lock`]), reclassifies every

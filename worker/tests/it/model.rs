@@ -206,6 +206,29 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
                            IS DISTINCT FROM (l.tags, l.manifests, l.blobs, l.blob_bytes)"
         ),
     ));
+    // Pulls per platform, per (repository, day) with pulls: cached rows equal the live ones
+    // unless the day is marked stale.
+    checks.push((
+        "platform_pull_rows".to_owned(),
+        "WITH days AS (
+             SELECT DISTINCT registry, repository, day FROM regstat.pull_metrics k
+             WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_pull_days s
+                               WHERE s.registry = k.registry AND s.repository = k.repository
+                                 AND s.day = k.day))
+         SELECT count(*) FROM (
+             (SELECT c.registry, c.repository, c.day, c.os, c.architecture, c.variant, c.pulls
+              FROM regstat.platform_pull_rows c JOIN days USING (registry, repository, day)
+              EXCEPT ALL
+              SELECT l.registry, l.repository, l.day, l.os, l.architecture, l.variant, l.pulls
+              FROM regstat.platform_pulls_live l JOIN days USING (registry, repository, day))
+             UNION ALL
+             (SELECT l.registry, l.repository, l.day, l.os, l.architecture, l.variant, l.pulls
+              FROM regstat.platform_pulls_live l JOIN days USING (registry, repository, day)
+              EXCEPT ALL
+              SELECT c.registry, c.repository, c.day, c.os, c.architecture, c.variant, c.pulls
+              FROM regstat.platform_pull_rows c JOIN days USING (registry, repository, day))) d"
+            .to_owned(),
+    ));
     checks.push((
         "repositories neither cached nor stale".to_owned(),
         "SELECT count(*) FROM (
@@ -272,7 +295,7 @@ proptest! {
             assert_eq!(snapshot(&concurrent).await, expected);
             assert_eq!(caches_disagreeing_with_the_model(&concurrent).await, []);
             regstat_store::caches::refresh_all(&concurrent.pool).await.unwrap();
-            assert_eq!(regstat_store::caches::stale(&concurrent.pool).await.unwrap(), 0);
+            assert_eq!(regstat_store::caches::stale(&concurrent.pool).await.unwrap(), (0, 0));
             assert_eq!(caches_disagreeing_with_the_model(&concurrent).await, []);
             // What the reports read, cached, is what the model says.
             let images = |view: &'static str| {
@@ -288,6 +311,26 @@ proptest! {
                 }
             };
             assert_eq!(images("report_images").await, images("images_live").await);
+            let platforms = |sql: &'static str| {
+                let pool = concurrent.pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(format!(
+                        "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM ({sql}) t"
+                    )))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                }
+            };
+            assert_eq!(
+                platforms("SELECT * FROM regstat.pulls_by_platform(36500)").await,
+                platforms(
+                    "SELECT registry, os, architecture, variant, sum(pulls)::bigint AS pulls
+                     FROM regstat.platform_pulls_live
+                     GROUP BY registry, os, architecture, variant"
+                )
+                .await
+            );
         });
     }
 }
