@@ -22,7 +22,7 @@ const WRITE_RETRIES: Policy =
 /// Writes `changes` in a transaction of their own (a sync's observations of one repository),
 /// trying again twice when the database answers with a transient error (a deadlock with a
 /// worker's batch, a restart). The platform locks of the content it writes come first
-/// ([`super::locks`]); rows are written in key order, tables in [`apply`]'s order,
+/// (the model's `locks` module); rows are written in key order, tables in [`apply`]'s order,
 /// and nothing is read and written back, so workers applying events at the same time lose
 /// nothing.
 pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> {
@@ -51,7 +51,7 @@ pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> 
 
 /// Writes every change in the caller's transaction (the one that inserted the events into
 /// the ledger, so an event's effects are applied exactly when it is recorded), which has taken
-/// the locks [`super::locks`] names.
+/// the locks the model's `locks` module names.
 pub async fn apply(tx: &mut Tx<'_>, changes: &Changes) -> Result<(), sqlx::Error> {
     blobs(tx, changes).await?;
     manifests(tx, changes).await?;

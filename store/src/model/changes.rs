@@ -199,7 +199,7 @@ impl Changes {
     }
 
     /// Every (registry, repository, digest) whose platform the content written here may decide
-    /// ([`super::locks::decided_by`]), sorted.
+    /// (`locks::decided_by`), sorted.
     pub fn platforms_decided(&self) -> BTreeSet<(&str, &str, &str)> {
         self.manifests
             .iter()

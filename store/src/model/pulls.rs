@@ -4,7 +4,7 @@
 //!
 //! A request's classification depends only on the requests of the same client and digest
 //! within the window around it ([`classify`]). Each batch locks the keys it touches
-//! ([`lock_names`], taken by [`super::locks::take`] before anything else), stores its new requests,
+//! (`lock_names`, taken by `locks::take` before anything else), stores its new requests,
 //! reclassifies every stored request whose neighbourhood they joined, and adds the difference
 //! of their contributions to [`Changes`]. So the counts are a sum over the final
 //! classification of every request: the same whatever the order, batching, duplication or
