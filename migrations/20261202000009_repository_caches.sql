@@ -7,27 +7,35 @@
 -- keys, it would compute entirely, then throw away).
 --
 -- The model stays the truth and the reports stay exact. Every write marks the repositories it
--- touched as stale (in the writing transaction, as an upsert, so it holds the mark's row lock
--- until it commits); a refresher in the worker takes stale repositories (FOR UPDATE SKIP
--- LOCKED), recomputes their rows from the model and unmarks them in one transaction. A
+-- touched as stale, in the writing transaction: an upsert that gives the mark a new version
+-- (from one sequence) and holds the mark's row lock until the writer commits. A refresher in
+-- the worker takes marks stale for a while (`marked_at`, the first mark, so a busy repository
+-- is recomputed at most once per `worker.cache_refresh_ms`), recomputes their rows from the
+-- model in one REPEATABLE READ transaction (one snapshot, in which it also read each mark's
+-- version) and commits, then deletes each mark whose version is still the one it read. A
 -- reader takes cached rows for repositories that are not stale and computes the stale ones
 -- from the model: whatever it reads is what the model says at its snapshot.
 --
--- Why no write is missed: a writer that marked a repository before the refresher looked
--- holds the mark's lock, so the refresher skips it (SKIP LOCKED) and takes it in a later
--- round, from a snapshot that includes the write; a writer marking it after the refresher took
--- it waits for the refresher to commit (the mark's row is being deleted) and leaves a new mark.
+-- Why no write is missed: a write committed before the refresher's snapshot is in the rows it
+-- computed; one committed after gave the mark a newer version (or, if the refresher deleted
+-- the mark first, a new mark), so the mark stays. The delete waits for a writer holding the
+-- mark's lock and then sees its version. The refresher never holds a mark's lock while it
+-- computes, so writers never wait for it.
+
+CREATE SEQUENCE regstat.stale_marks;
 
 CREATE TABLE regstat.stale_repositories (
     registry    text NOT NULL,
     repository  text NOT NULL,
     marked_at   timestamptz NOT NULL,
+    version     bigint NOT NULL,
     PRIMARY KEY (registry, repository)
 );
+CREATE INDEX stale_repositories_marked_at_idx ON regstat.stale_repositories (marked_at);
 
 -- Every repository the model knows starts stale (the refresher fills the caches).
-INSERT INTO regstat.stale_repositories (registry, repository, marked_at)
-SELECT registry, repository, now() FROM (
+INSERT INTO regstat.stale_repositories (registry, repository, marked_at, version)
+SELECT registry, repository, now(), nextval('regstat.stale_marks') FROM (
     SELECT registry, repository FROM regstat.repository_stats
     UNION SELECT registry, repository FROM regstat.tags
     UNION SELECT registry, repository FROM regstat.manifests
@@ -315,10 +323,13 @@ CREATE TABLE regstat.stale_pull_days (
     repository  text NOT NULL,
     day         date NOT NULL,
     marked_at   timestamptz NOT NULL,
+    version     bigint NOT NULL,
     PRIMARY KEY (registry, repository, day)
 );
-INSERT INTO regstat.stale_pull_days (registry, repository, day, marked_at)
-SELECT DISTINCT registry, repository, day, now() FROM regstat.pull_metrics;
+CREATE INDEX stale_pull_days_marked_at_idx ON regstat.stale_pull_days (marked_at);
+INSERT INTO regstat.stale_pull_days (registry, repository, day, marked_at, version)
+SELECT registry, repository, day, now(), nextval('regstat.stale_marks')
+FROM (SELECT DISTINCT registry, repository, day FROM regstat.pull_metrics) d;
 
 CREATE VIEW regstat.platform_pulls_live AS
 SELECT p.registry, p.repository, p.day, mp.os, mp.architecture, mp.variant,

@@ -197,7 +197,8 @@ pub struct WorkerSettings {
     /// Seconds after a tag resolve within which a GET of its digest by the same client
     /// completes the same pull.
     pub pull_window_secs: u32,
-    /// Wait of the cache refresher once no repository is stale.
+    /// Milliseconds between passes of the cache refresher, and how long a repository stays
+    /// marked stale before a pass recomputes it.
     pub cache_refresh_ms: u64,
 }
 

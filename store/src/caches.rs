@@ -3,17 +3,20 @@
 //!
 //! - [`mark_stale`], [`mark_pull_days_stale`]: every write of the model marks the repositories
 //!   (and the days of pulls per platform) it touched, in its own transaction;
-//! - [`refresh`], [`refresh_pull_days`]: the worker's refresher recomputes stale repositories'
-//!   (and days') rows and unmarks them;
+//! - [`run_refresher`] (the worker's) and [`refresh_all`] recompute the rows of marks stale for
+//!   a while from one snapshot, then delete the marks no write has renewed since;
 //!   [`refresh_registry_totals`] recomputes the registry-wide blob figures, which are "as of"
 //!   the time it ran;
-//! - readers (`report_images`, `repositories_now` and what is built on them) take cached rows
-//!   for the rest and compute stale repositories from the model, so they are exact whether or
-//!   not a refresher runs; it only makes them fast.
+//! - readers (`report_images`, `repositories_now`, `pulls_by_platform` and what is built on
+//!   them) take cached rows for the rest and compute stale keys from the model, so they are
+//!   exact whether or not a refresher runs; it only makes them fast.
 
+use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+type Tx<'c> = Transaction<'c, Postgres>;
 
 /// The row caches and the views they cache, per repository: images (one row per live tag),
 /// blobs no live manifest references, and manifests referencing deleted blobs.
@@ -23,14 +26,14 @@ const ROW_CACHES: [(&str, &str); 3] = [
     ("missing_blob_rows", "missing_blobs_live"),
 ];
 
-/// Stale repositories one refresh takes (one transaction).
+/// Stale repositories one refresh takes (one transaction); ten times as many days.
 pub const REFRESH_BATCH: i64 = 100;
 
-/// Marks `repositories` stale in the writer's transaction. An upsert rather than an insert
-/// that ignores conflicts: it holds the mark's row lock until the writer commits, which is
-/// what makes a refresher running at the same time wait for this write.
+/// Marks `repositories` stale in the writer's transaction, each with a new version. An
+/// upsert, so it holds the mark's row lock until the writer commits: a refresher deleting the
+/// mark meanwhile waits, then sees the new version and leaves the mark.
 pub async fn mark_stale<'a>(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Tx<'_>,
     repositories: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), sqlx::Error> {
     let (registries, names): (Vec<&str>, Vec<&str>) = repositories.into_iter().unzip();
@@ -38,10 +41,10 @@ pub async fn mark_stale<'a>(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO regstat.stale_repositories AS s (registry, repository, marked_at)
-         SELECT registry, repository, now()
+        "INSERT INTO regstat.stale_repositories AS s (registry, repository, marked_at, version)
+         SELECT registry, repository, now(), nextval('regstat.stale_marks')
          FROM UNNEST($1::text[], $2::text[]) AS r(registry, repository)
-         ON CONFLICT (registry, repository) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+         ON CONFLICT (registry, repository) DO UPDATE SET version = EXCLUDED.version",
     )
     .bind(registries)
     .bind(names)
@@ -50,14 +53,14 @@ pub async fn mark_stale<'a>(
     Ok(())
 }
 
-/// Marks stale, in the writer's transaction (as [`mark_stale`] does, holding the marks' row
-/// locks): the (repository, day)s of `days`, whose pulls change, and those on which a manifest
-/// of `platforms` was pulled, whose platform the writer's content may decide. The writer
-/// holds those manifests' platform locks, so the pulls this reads include every one committed
-/// before it and any committed after it marks its own day.
+/// Marks stale, in the writer's transaction (as [`mark_stale`] does): the (repository, day)s
+/// of `days`, whose pulls change, and those on which a manifest of `platforms` was pulled,
+/// whose platform the writer's content may decide. The writer holds those manifests' platform
+/// locks ([`crate::model`]'s `locks`), so the pulls this reads include every one committed
+/// before it, and one committed after it marks its own day.
 pub async fn mark_pull_days_stale<'a>(
-    tx: &mut Transaction<'_, Postgres>,
-    days: impl IntoIterator<Item = (&'a str, &'a str, chrono::NaiveDate)>,
+    tx: &mut Tx<'_>,
+    days: impl IntoIterator<Item = (&'a str, &'a str, NaiveDate)>,
     platforms: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
 ) -> Result<(), sqlx::Error> {
     let mut registries = Vec::new();
@@ -78,8 +81,8 @@ pub async fn mark_pull_days_stale<'a>(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO regstat.stale_pull_days AS s (registry, repository, day, marked_at)
-         SELECT registry, repository, day, now() FROM (
+        "INSERT INTO regstat.stale_pull_days AS s (registry, repository, day, marked_at, version)
+         SELECT registry, repository, day, now(), nextval('regstat.stale_marks') FROM (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::date[]) AS d(registry, repository, day)
              UNION
              SELECT p.registry, p.repository, p.day FROM regstat.pull_metrics p
@@ -88,7 +91,7 @@ pub async fn mark_pull_days_stale<'a>(
               AND p.digest = m.digest
          ) k
          ORDER BY registry, repository, day
-         ON CONFLICT (registry, repository, day) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+         ON CONFLICT (registry, repository, day) DO UPDATE SET version = EXCLUDED.version",
     )
     .bind(registries)
     .bind(repositories)
@@ -101,78 +104,62 @@ pub async fn mark_pull_days_stale<'a>(
     Ok(())
 }
 
-/// Recomputes the cached pulls per platform of up to `limit` stale (repository, day)s (the
-/// longest stale first; those a writer holds are left for the next round) and unmarks them,
-/// in one transaction. Returns how many were refreshed.
-pub async fn refresh_pull_days(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
+/// Starts a refresh: a REPEATABLE READ transaction (one snapshot for the marks' versions and
+/// the rows computed from the model).
+async fn begin_refresh(pool: &PgPool) -> Result<Tx<'static>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let taken: Vec<(String, String, chrono::NaiveDate)> = sqlx::query_as(
-        "DELETE FROM regstat.stale_pull_days s
-         USING (SELECT registry, repository, day FROM regstat.stale_pull_days
-                ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED) t
-         WHERE s.registry = t.registry AND s.repository = t.repository AND s.day = t.day
-         RETURNING s.registry, s.repository, s.day",
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Which marks a pass of the refresher takes.
+struct Due {
+    /// Marked at least this long ago (the first mark since the last refresh).
+    min_age: Duration,
+    /// With a version no newer than this, the newest when the pass began: a mark renewed by a
+    /// write during the pass waits for the next one, so a pass ends even under constant writes.
+    through_version: i64,
+}
+
+impl Due {
+    /// Marks stale for at least `min_age`, as of now.
+    async fn now(pool: &PgPool, min_age: Duration) -> Result<Self, sqlx::Error> {
+        let through_version = sqlx::query_scalar("SELECT last_value FROM regstat.stale_marks")
+            .fetch_one(pool)
+            .await?;
+        Ok(Self {
+            min_age,
+            through_version,
+        })
+    }
+}
+
+/// Recomputes the cached rows of up to `limit` `due` repositories (the longest stale first;
+/// one another refresher is on is left to it), then deletes the marks no write has renewed
+/// since. Returns how many were recomputed.
+async fn refresh(pool: &PgPool, limit: i64, due: &Due) -> Result<usize, sqlx::Error> {
+    let mut tx = begin_refresh(pool).await?;
+    let taken: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT registry, repository, version FROM (
+             SELECT registry, repository, version FROM regstat.stale_repositories
+             WHERE marked_at <= now() - make_interval(secs => $2) AND version <= $3
+             ORDER BY marked_at LIMIT $1) s
+         WHERE pg_try_advisory_xact_lock(
+             hashtextextended('refresh' || chr(31) || registry || chr(31) || repository, 0))",
     )
     .bind(limit)
+    .bind(due.min_age.as_secs_f64())
+    .bind(due.through_version)
     .fetch_all(&mut *tx)
     .await?;
     if taken.is_empty() {
         return Ok(0);
     }
     let registries: Vec<&str> = taken.iter().map(|t| t.0.as_str()).collect();
-    let repositories: Vec<&str> = taken.iter().map(|t| t.1.as_str()).collect();
-    let days: Vec<chrono::NaiveDate> = taken.iter().map(|t| t.2).collect();
-    sqlx::query(
-        "DELETE FROM regstat.platform_pull_rows c
-         USING UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
-         WHERE c.registry = k.registry AND c.repository = k.repository AND c.day = k.day",
-    )
-    .bind(&registries)
-    .bind(&repositories)
-    .bind(&days)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO regstat.platform_pull_rows
-             (registry, repository, day, os, architecture, variant, pulls)
-         SELECT l.registry, l.repository, l.day, l.os, l.architecture, l.variant, l.pulls
-         FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
-         CROSS JOIN LATERAL (SELECT * FROM regstat.platform_pulls_live v
-                             WHERE v.registry = k.registry AND v.repository = k.repository
-                               AND v.day = k.day
-                             OFFSET 0) l",
-    )
-    .bind(&registries)
-    .bind(&repositories)
-    .bind(&days)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(taken.len())
-}
-
-/// Recomputes the cached rows of up to `limit` stale repositories (the longest stale first;
-/// those a writer holds are left for the next round) and unmarks them, in one transaction.
-/// Returns how many were refreshed.
-pub async fn refresh(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let taken: Vec<(String, String)> = sqlx::query_as(
-        "DELETE FROM regstat.stale_repositories s
-         USING (SELECT registry, repository FROM regstat.stale_repositories
-                ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED) t
-         WHERE s.registry = t.registry AND s.repository = t.repository
-         RETURNING s.registry, s.repository",
-    )
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    if taken.is_empty() {
-        return Ok(0);
-    }
-    let (registries, names): (Vec<&str>, Vec<&str>) = taken
-        .iter()
-        .map(|(registry, repository)| (registry.as_str(), repository.as_str()))
-        .unzip();
+    let names: Vec<&str> = taken.iter().map(|t| t.1.as_str()).collect();
+    let versions: Vec<i64> = taken.iter().map(|t| t.2).collect();
     for (cache, live) in ROW_CACHES {
         sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM regstat.{cache} c
@@ -210,6 +197,91 @@ pub async fn refresh(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    sqlx::query(
+        // Locked in key order, as writers lock marks, so the two never wait in a cycle.
+        "WITH unchanged AS (
+             SELECT s.ctid FROM regstat.stale_repositories s
+             JOIN UNNEST($1::text[], $2::text[], $3::int8[]) AS k(registry, repository, version)
+               ON s.registry = k.registry AND s.repository = k.repository
+              AND s.version = k.version
+             ORDER BY s.registry, s.repository
+             FOR UPDATE OF s)
+         DELETE FROM regstat.stale_repositories WHERE ctid IN (SELECT ctid FROM unchanged)",
+    )
+    .bind(&registries)
+    .bind(&names)
+    .bind(&versions)
+    .execute(pool)
+    .await?;
+    Ok(taken.len())
+}
+
+/// [`refresh`] for the cached pulls per platform: up to `limit` `due` (repository, day)s.
+async fn refresh_pull_days(pool: &PgPool, limit: i64, due: &Due) -> Result<usize, sqlx::Error> {
+    let mut tx = begin_refresh(pool).await?;
+    let taken: Vec<(String, String, NaiveDate, i64)> = sqlx::query_as(
+        "SELECT registry, repository, day, version FROM (
+             SELECT registry, repository, day, version FROM regstat.stale_pull_days
+             WHERE marked_at <= now() - make_interval(secs => $2) AND version <= $3
+             ORDER BY marked_at LIMIT $1) s
+         WHERE pg_try_advisory_xact_lock(hashtextextended(
+             'refresh' || chr(31) || registry || chr(31) || repository || chr(31) || day, 0))",
+    )
+    .bind(limit)
+    .bind(due.min_age.as_secs_f64())
+    .bind(due.through_version)
+    .fetch_all(&mut *tx)
+    .await?;
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let registries: Vec<&str> = taken.iter().map(|t| t.0.as_str()).collect();
+    let repositories: Vec<&str> = taken.iter().map(|t| t.1.as_str()).collect();
+    let days: Vec<NaiveDate> = taken.iter().map(|t| t.2).collect();
+    let versions: Vec<i64> = taken.iter().map(|t| t.3).collect();
+    sqlx::query(
+        "DELETE FROM regstat.platform_pull_rows c
+         USING UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
+         WHERE c.registry = k.registry AND c.repository = k.repository AND c.day = k.day",
+    )
+    .bind(&registries)
+    .bind(&repositories)
+    .bind(&days)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO regstat.platform_pull_rows
+             (registry, repository, day, os, architecture, variant, pulls)
+         SELECT l.registry, l.repository, l.day, l.os, l.architecture, l.variant, l.pulls
+         FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(registry, repository, day)
+         CROSS JOIN LATERAL (SELECT * FROM regstat.platform_pulls_live v
+                             WHERE v.registry = k.registry AND v.repository = k.repository
+                               AND v.day = k.day
+                             OFFSET 0) l",
+    )
+    .bind(&registries)
+    .bind(&repositories)
+    .bind(&days)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query(
+        "WITH unchanged AS (
+             SELECT s.ctid FROM regstat.stale_pull_days s
+             JOIN UNNEST($1::text[], $2::text[], $3::date[], $4::int8[])
+                 AS k(registry, repository, day, version)
+               ON s.registry = k.registry AND s.repository = k.repository AND s.day = k.day
+              AND s.version = k.version
+             ORDER BY s.registry, s.repository, s.day
+             FOR UPDATE OF s)
+         DELETE FROM regstat.stale_pull_days WHERE ctid IN (SELECT ctid FROM unchanged)",
+    )
+    .bind(&registries)
+    .bind(&repositories)
+    .bind(&days)
+    .bind(&versions)
+    .execute(pool)
+    .await?;
     Ok(taken.len())
 }
 
@@ -262,19 +334,73 @@ pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<u
     Ok(due.len())
 }
 
-/// Refreshes until no repository is stale (or only ones a writer holds), then the registry
-/// totals: a backlog at once. Returns the repositories refreshed.
-pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let refreshed = refresh(pool, REFRESH_BATCH).await?;
-        let days = refresh_pull_days(pool, REFRESH_BATCH * 10).await?;
-        if refreshed == 0 && days == 0 {
-            refresh_registry_totals(pool, Duration::ZERO).await?;
-            return Ok(total);
-        }
-        total += refreshed;
+/// The tables the caches and their readers plan queries on.
+const PLANNED_TABLES: [&str; 17] = [
+    "tags",
+    "manifests",
+    "manifest_references",
+    "blobs",
+    "digest_deletions",
+    "pull_metrics",
+    "version_checks",
+    "repository_stats",
+    "actors",
+    "stale_repositories",
+    "stale_pull_days",
+    "image_rows",
+    "repository_contents",
+    "unreferenced_blob_rows",
+    "missing_blob_rows",
+    "platform_pull_rows",
+    "registry_contents",
+];
+
+/// Analyzes the tables of `PLANNED_TABLES` changed by more than a fifth of their rows (and
+/// 500) since their statistics were taken, and returns their names. With autovacuum on (as it
+/// should be) it finds none, since autovacuum analyzes after a tenth; with autovacuum off, the
+/// per-key plans of the caches would turn into scans of whole tables as they grow from empty,
+/// so the refresher keeps the statistics they need.
+pub async fn analyze_if_stale(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables
+         WHERE schemaname = 'regstat' AND relname = ANY($1)
+           AND n_mod_since_analyze > GREATEST(500, n_live_tup / 5)
+         ORDER BY relname",
+    )
+    .bind(PLANNED_TABLES)
+    .fetch_all(pool)
+    .await?;
+    for table in &stale {
+        // A name of PLANNED_TABLES, as the query above only returns those.
+        sqlx::query(AssertSqlSafe(format!("ANALYZE regstat.{table}")))
+            .execute(pool)
+            .await?;
     }
+    Ok(stale)
+}
+
+/// Refreshes every stale repository and (repository, day), then the registry totals,
+/// whatever their age: a backlog at once (as the benchmark and tests need). Returns the
+/// repositories refreshed.
+pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let repositories = refresh_stale(pool, Duration::ZERO).await?;
+    refresh_registry_totals(pool, Duration::ZERO).await?;
+    Ok(repositories)
+}
+
+/// One pass of the refresher: repositories, then (repository, day)s, stale for at least
+/// `min_age`, batch after batch until none is left. Returns the repositories refreshed.
+async fn refresh_stale(pool: &PgPool, min_age: Duration) -> Result<usize, sqlx::Error> {
+    let due = Due::now(pool, min_age).await?;
+    let mut repositories = 0;
+    loop {
+        match refresh(pool, REFRESH_BATCH, &due).await? {
+            0 => break,
+            refreshed => repositories += refreshed,
+        }
+    }
+    while refresh_pull_days(pool, REFRESH_BATCH * 10, &due).await? > 0 {}
+    Ok(repositories)
 }
 
 /// Repositories, and (repository, day)s of pulls, stale now.
@@ -287,34 +413,67 @@ pub async fn stale(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     .await
 }
 
-/// The worker's refresher: refreshes stale repositories as they come, waiting `interval`
-/// whenever none is left, until `stop`. A failure is logged and tried again after `interval`
-/// (readers stay exact meanwhile, only slower).
+/// The worker's refresher, until `stop`. One worker's at a time makes a pass: it analyzes
+/// tables whose statistics lag far behind ([`analyze_if_stale`], a look at
+/// `pg_stat_user_tables` when autovacuum keeps up), refreshes what has been stale for at least
+/// `interval` (so a repository written all the time is recomputed at most once per pass, and
+/// read from the model in between) and the registry totals when due; then it waits `interval`
+/// or `PAUSE_PER_PASS` times as long as the pass took. A failure is logged and tried at the
+/// next pass (readers stay exact meanwhile, only slower).
 pub async fn run_refresher(pool: PgPool, interval: Duration, stop: CancellationToken) {
     loop {
-        let refreshed = async {
-            let repositories = refresh(&pool, REFRESH_BATCH).await?;
-            let days = refresh_pull_days(&pool, REFRESH_BATCH * 10).await?;
-            if repositories + days == 0 {
-                refresh_registry_totals(&pool, REGISTRY_TOTALS_EVERY).await?;
-            }
-            Ok::<_, sqlx::Error>(repositories + days)
-        }
-        .await;
-        let wait = match refreshed {
-            Ok(0) => interval,
-            Ok(refreshed) => {
-                tracing::debug!(refreshed, "repository caches refreshed");
-                Duration::ZERO
+        let started = std::time::Instant::now();
+        match refresher_pass(&pool, interval).await {
+            Ok(Some(0) | None) => {}
+            Ok(Some(refreshed)) => tracing::debug!(refreshed, "repository caches refreshed"),
+            // Another refresher recomputed the same key at the same time: the next pass.
+            Err(error) if crate::db::is_transient(&error) => {
+                tracing::debug!(%error, "refreshing the repository caches; trying again");
             }
             Err(error) => {
                 tracing::warn!(%error, "refreshing the repository caches failed; trying again");
-                interval
             }
-        };
+        }
+        let pause = interval.max(started.elapsed() * PAUSE_PER_PASS);
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// After a pass, the refresher waits this many times as long as the pass took (at least
+/// `worker.cache_refresh_ms`): under a heavy write load, when every repository is stale again
+/// within the interval, it takes at most a fifth of one connection's time, and readers
+/// compute what is stale meanwhile.
+const PAUSE_PER_PASS: u32 = 4;
+
+/// One pass of the refresher, if no other worker's refresher is in one (a session advisory
+/// lock): statistics, stale keys, registry totals. Returns the repositories refreshed.
+async fn refresher_pass(pool: &PgPool, interval: Duration) -> Result<Option<usize>, sqlx::Error> {
+    let mut session = pool.acquire().await?;
+    let ours: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('regstat.caches.refresh'))")
+            .fetch_one(&mut *session)
+            .await?;
+    if !ours {
+        return Ok(None);
+    }
+    let pass = async {
+        let analyzed = analyze_if_stale(pool).await?;
+        if !analyzed.is_empty() {
+            tracing::info!(
+                tables = analyzed.join(","),
+                "analyzed tables whose statistics were stale (is autovacuum off?)"
+            );
+        }
+        let refreshed = refresh_stale(pool, interval).await?;
+        refresh_registry_totals(pool, REGISTRY_TOTALS_EVERY).await?;
+        Ok(refreshed)
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('regstat.caches.refresh'))")
+        .execute(&mut *session)
+        .await?;
+    pass.map(Some)
 }
