@@ -13,7 +13,7 @@ use crate::http::{self, Readiness};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -35,6 +35,10 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Delays between database retries of a held batch.
 const DB_RETRY: Policy = Policy::exponential(INITIAL_BACKOFF, Duration::from_secs(5));
+
+/// Longest wait for the broker to confirm a consumer's cancel and its channel's close on
+/// shutdown.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the link fails.
 pub async fn run(
@@ -68,6 +72,25 @@ pub async fn run(
         if !backoff::pause(delay, &shutdown).await {
             return;
         }
+    }
+}
+
+/// Stops a consumer on shutdown before its connection closes: cancels it, so the broker
+/// delivers nothing more, then closes its channel, so the broker requeues what was delivered
+/// and not acked. Closing the connection while deliveries still arrive can end in a protocol
+/// error, on which lapin 4.12 deadlocks its own threads (its consumer map and channel status
+/// locks, taken in opposite orders), and the process never exits.
+async fn stop_consuming(channel: &Channel, consumer: &Consumer) {
+    let stop = async {
+        channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await?;
+        channel.close(200, "regstat-worker stopping".into()).await
+    };
+    match tokio::time::timeout(STOP_TIMEOUT, stop).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "stopping the consumer"),
+        Err(_) => tracing::debug!("stopping the consumer: no answer from the broker"),
     }
 }
 
@@ -137,7 +160,7 @@ impl Session<'_> {
                     FieldTable::default(),
                 )
                 .await?;
-            consumers.push((queue, consumer));
+            consumers.push((queue, channel, consumer));
         }
         reconnects.reset();
         self.readiness.set_consuming(true);
@@ -150,9 +173,17 @@ impl Session<'_> {
             self.readiness.clone(),
         ));
         let _poller = AbortOnDrop(poller);
-        let loops = consumers.into_iter().map(|(queue, consumer)| {
+        let publisher = &publisher;
+        let loops = consumers.into_iter().map(|(queue, channel, consumer)| {
             let span = tracing::info_span!("consume", queue = %queue);
-            self.consume(queue, consumer, &publisher).instrument(span)
+            async move {
+                let result = self.consume(queue, consumer.clone(), publisher).await;
+                if result.is_ok() {
+                    stop_consuming(&channel, &consumer).await;
+                }
+                result
+            }
+            .instrument(span)
         });
         futures_util::future::try_join_all(loops).await.map(|_| ())
     }
