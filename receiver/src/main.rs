@@ -1,13 +1,13 @@
 //! `regstat-receiver`: the webhook endpoint for registry notifications.
 
 use regstat_receiver::Application;
-use regstat_shared::config::Settings;
+use regstat_shared::config::{ConfigFile, Settings};
 use regstat_shared::healthcheck::{self, ServiceArgs, ServiceCommand};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let service = ServiceArgs::parse_for("regstat-receiver", env!("CARGO_PKG_DESCRIPTION"));
-    let settings = Settings::load(service.config.as_deref())?;
+    let (settings, config) = Settings::load_located(service.config.as_deref())?;
     if let Some(ServiceCommand::Healthcheck { live }) = service.command {
         let tls = !settings.receiver.tls_cert_file.is_empty();
         healthcheck::run(&settings.receiver.listen, live, tls).await;
@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         listen = %settings.receiver.listen,
         tls = !settings.receiver.tls_cert_file.is_empty(),
         version = regstat_shared::VERSION,
+        config = ConfigFile::describe(config.as_ref()),
         "receiver started"
     );
     let handle = app.handle();

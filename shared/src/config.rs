@@ -1,15 +1,16 @@
 //! Typed, layered configuration.
 //!
 //! Sources, later ones winning: the built-in defaults (`defaults.toml`, embedded in every
-//! binary: the one place defaults live), an optional TOML file, then environment variables
-//! `REGSTAT__<SECTION>__<KEY>` (lists comma-separated). [`Settings::load`] validates the
-//! result and names the offending key in every error.
+//! binary: the one place defaults live), an optional TOML file ([`ConfigFile::locate`]: `--config`,
+//! else `$REGSTAT_CONFIG`, else the first of [`SEARCH_PATH`] that exists), then environment
+//! variables `REGSTAT__<SECTION>__<KEY>` (lists comma-separated). [`Settings::load`] validates
+//! the result and names the offending key in every error.
 
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The built-in defaults, documented in place.
@@ -17,6 +18,62 @@ pub const DEFAULTS: &str = include_str!("defaults.toml");
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "REGSTAT_CONFIG";
+
+/// Where a binary looks for its config file when neither `--config` nor `$REGSTAT_CONFIG`
+/// names one: the first that exists is read. `./regstat.toml` is a file of the directory the
+/// command runs in; `.regstat-dev/regstat.toml` is what `deploy/dev.sh` writes (so commands
+/// run from the repository find it); `/etc/regstat/regstat.toml` is where the container image,
+/// compose and Kubernetes put it.
+pub const SEARCH_PATH: [&str; 3] = [
+    "regstat.toml",
+    ".regstat-dev/regstat.toml",
+    "/etc/regstat/regstat.toml",
+];
+
+/// The config file a binary reads, and why that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The file.
+    pub path: PathBuf,
+    /// How it was chosen: `--config`, `$REGSTAT_CONFIG` or `search path`.
+    pub chosen_by: &'static str,
+}
+
+impl ConfigFile {
+    /// `--config` if given, else `$REGSTAT_CONFIG` if set, else the first of [`SEARCH_PATH`]
+    /// that exists, else none (defaults and the environment only).
+    pub fn locate(cli: Option<&Path>) -> Option<Self> {
+        let chosen = |path: PathBuf, chosen_by| Some(Self { path, chosen_by });
+        if let Some(path) = cli {
+            return chosen(path.to_owned(), "--config");
+        }
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+            return chosen(PathBuf::from(path), "$REGSTAT_CONFIG");
+        }
+        SEARCH_PATH
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())
+            .and_then(|path| chosen(path, "search path"))
+    }
+}
+
+impl ConfigFile {
+    /// `file` for a log line or a message: its path and how it was chosen, or that there is
+    /// none.
+    pub fn describe(file: Option<&Self>) -> String {
+        file.map_or_else(
+            || "none (built-in defaults and REGSTAT__* environment variables)".to_owned(),
+            Self::to_string,
+        )
+    }
+}
+
+impl std::fmt::Display for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (from {})", self.path.display(), self.chosen_by)
+    }
+}
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +113,18 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
+    /// What `regstat doctor` checks besides the services above.
+    pub doctor: DoctorSettings,
+}
+
+/// `regstat doctor`'s settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorSettings {
+    /// Base URLs of running receivers, workers and consoles (e.g. `http://127.0.0.1:8080`),
+    /// whose `/readyz` it probes (a list, or one comma-separated string).
+    #[serde(deserialize_with = "comma_separated")]
+    pub endpoints: Vec<String>,
 }
 
 /// RabbitMQ settings.
@@ -302,12 +371,26 @@ pub struct TelemetrySettings {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (if any, else the file named by `REGSTAT_CONFIG`), then
-    /// `REGSTAT__*` environment variables, and validates the result.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env_file = std::env::var_os(CONFIG_ENV).map(std::path::PathBuf::from);
-        let file = file.or(env_file.as_deref());
-        Self::from_sources(file, Environment::default())
+    /// Loads defaults, then the file [`ConfigFile::locate`] finds (`cli`: the `--config`
+    /// argument), then `REGSTAT__*` environment variables, and validates the result.
+    pub fn load(cli: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_located(cli).map(|(settings, _)| settings)
+    }
+
+    /// [`Self::load`], also saying which file was read (`None`: defaults and the
+    /// environment only).
+    pub fn load_located(cli: Option<&Path>) -> Result<(Self, Option<ConfigFile>), ConfigError> {
+        let file = ConfigFile::locate(cli);
+        let path = file.as_ref().map(|file| file.path.as_path());
+        let settings = Self::from_sources(path, Environment::default()).map_err(|error| {
+            match (&file, error) {
+                (Some(file), ConfigError::Load(error)) => ConfigError::Load(
+                    config::ConfigError::Message(format!("{error} (config file {file})")),
+                ),
+                (_, error) => error,
+            }
+        })?;
+        Ok((settings, file))
     }
 
     /// Loads from the given file and an explicit map standing in for the environment

@@ -7,15 +7,36 @@ use crate::config::{LogFormat, TelemetrySettings};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt};
 
+/// Directive added to every filter that does not name lapin itself. lapin logs an `ERROR` for
+/// every channel the broker closes (a passive declare of a missing queue, which `regstat
+/// status` makes on purpose) and on every connection close, and returns each of those
+/// failures to regstat as well, which logs it once in its own words where it matters
+/// (reconnecting, 503, a check that fails). `RUST_LOG=info,lapin=debug` shows its lines.
+const QUIET_LIBRARIES: &str = "lapin=off";
+
+/// The filter directives in effect: `from_env` (`RUST_LOG`) if set and valid, else
+/// `configured` if valid, else `info`; with [`QUIET_LIBRARIES`] unless they name lapin.
+fn directives(configured: &str, from_env: Option<String>) -> String {
+    let valid = |directives: &str| EnvFilter::try_new(directives).is_ok();
+    let chosen = from_env
+        .filter(|directives| valid(directives))
+        .or_else(|| valid(configured).then(|| configured.to_owned()))
+        .unwrap_or_else(|| "info".to_owned());
+    if chosen.contains("lapin") {
+        chosen
+    } else {
+        format!("{chosen},{QUIET_LIBRARIES}")
+    }
+}
+
 /// Installs the global subscriber writing to `writer` (stderr in binaries, a sink in tests).
 /// `RUST_LOG`, when set, overrides the configured filter. Calling it twice keeps the first one.
 pub fn init<W>(settings: &TelemetrySettings, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = directives(&settings.filter, std::env::var(EnvFilter::DEFAULT_ENV).ok());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(writer);
     let installed = match settings.format {
         LogFormat::Human => builder.with_target(false).try_init(),
@@ -28,4 +49,19 @@ where
     };
     // A subscriber already installed (tests starting several apps) is fine.
     drop(installed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{QUIET_LIBRARIES, directives};
+
+    #[test]
+    fn lapin_is_quiet_unless_named() {
+        let quiet = |d: &str| format!("{d},{QUIET_LIBRARIES}");
+        assert_eq!(directives("info", None), quiet("info"));
+        assert_eq!(directives("info", Some("debug".into())), quiet("debug"));
+        assert_eq!(directives("info,lapin=debug", None), "info,lapin=debug");
+        assert_eq!(directives("info", Some("lapin=warn".into())), "lapin=warn");
+        assert_eq!(directives("not a [filter", Some("x=[".into())), quiet("info"));
+    }
 }
