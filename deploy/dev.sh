@@ -8,46 +8,86 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: deploy/dev.sh [--services-only | --help]
+Usage: deploy/dev.sh [--with-registry | --registry URL [--registry-user U --registry-password-file F]]
+       deploy/dev.sh --services-only | --help
 
 Runs regstat on this machine:
   1. PostgreSQL and RabbitMQ: reuses running ones, else starts them (an installed local
      server, `docker compose` when a Docker engine runs, or apt-get install as root on
      Debian/Ubuntu), else says what to install.
   2. Creates the database `regstat` and the RabbitMQ vhost `regstat` (when rabbitmqctl works).
-  3. Reads or creates a bearer token in .regstat-dev/token (unless REGSTAT__RECEIVER__TOKENS is set).
-  4. cargo build --release, `regstat migrate`, prints the registry's notifications config.
-  5. Runs regstat-receiver, regstat-worker and regstat-console until Ctrl-C or until one of
-     them exits, and prints the console's URL and credentials.
+  3. Reads or creates a bearer token in .regstat-dev/token (unless REGSTAT__RECEIVER__TOKENS is
+     set) and the console's password in .regstat-dev/console-password.
+  4. Writes every setting it runs regstat with to .regstat-dev/regstat.toml (mode 600): the
+     services read it, and so does the `regstat` CLI (REGSTAT_CONFIG, or run from here).
+  5. cargo build --release, `regstat migrate`, prints the registry's notifications config.
+  6. Runs regstat-receiver, regstat-worker and regstat-console (and with --with-registry a
+     local registry) until Ctrl-C or until one of them exits.
 
 Options:
-  --services-only  do steps 1 and 2 only (PostgreSQL, RabbitMQ, database, vhost), then exit
-  -h, --help       show this help
+  --with-registry            also run a local registry (Debian's docker-registry) on
+                             127.0.0.1:5000 (REGSTAT_DEV_REGISTRY_PORT), storing in
+                             .regstat-dev/registry, its notifications wired to the receiver and
+                             registered for callbacks (so platforms show)
+  --registry URL             register your registry at URL for callbacks ([[registries]])
+  --registry-user U          with --registry: the user regstat calls it back as
+  --registry-password-file F with --registry: a file holding that user's password
+  --services-only            do steps 1 and 2 only (PostgreSQL, RabbitMQ, database, vhost), then exit
+  -h, --help                 show this help
 
 Environment:
   PGHOST, PGPORT          PostgreSQL address (default 127.0.0.1:5432, user postgres, trust auth)
   AMQP_HOST, AMQP_PORT    RabbitMQ address (default 127.0.0.1:5672, user guest)
   REGSTAT__DATABASE__URL, REGSTAT__AMQP__URL, REGSTAT__RECEIVER__TOKENS,
-  REGSTAT__RECEIVER__LISTEN
+  REGSTAT__RECEIVER__LISTEN, REGSTAT__CONSOLE__LISTEN
                           used as given when set (no database or vhost is created for them)
   REGSTAT_DEV_WAIT_SECS   how long to wait for a service to become ready (default 60)
 EOF
 }
 
-services_only=false
-case "$#:${1:-}" in
-0:) ;;
-1:--services-only) services_only=true ;;
-1:-h | 1:--help)
-	usage
-	exit 0
-	;;
-*)
-	echo "deploy/dev.sh: unexpected arguments: $*" >&2
+services_only=false with_registry=false
+registry_url="" registry_user="" registry_password_file=""
+bad_usage() {
+	echo "deploy/dev.sh: $*" >&2
 	usage >&2
 	exit 2
-	;;
-esac
+}
+while (($#)); do
+	case $1 in
+	--services-only) services_only=true ;;
+	--with-registry) with_registry=true ;;
+	--registry | --registry-user | --registry-password-file)
+		(($# >= 2)) || bad_usage "$1 needs a value"
+		case $1 in
+		--registry) registry_url=$2 ;;
+		--registry-user) registry_user=$2 ;;
+		--registry-password-file) registry_password_file=$2 ;;
+		esac
+		shift
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*) bad_usage "unexpected argument: $1" ;;
+	esac
+	shift
+done
+if $with_registry && [[ -n $registry_url ]]; then
+	bad_usage "--with-registry and --registry exclude each other"
+fi
+if [[ -z $registry_url && -n $registry_user$registry_password_file ]]; then
+	bad_usage "--registry-user and --registry-password-file go with --registry"
+fi
+if [[ -n $registry_user$registry_password_file && (-z $registry_user || -z $registry_password_file) ]]; then
+	bad_usage "--registry-user and --registry-password-file go together"
+fi
+if [[ -n $registry_password_file && ! -r $registry_password_file ]]; then
+	bad_usage "cannot read --registry-password-file $registry_password_file"
+fi
+if [[ -n $registry_url && ! $registry_url =~ ^https?://[^/]+/?$ ]]; then
+	bad_usage "--registry takes the registry's base URL, e.g. https://registry.example.com:5000"
+fi
 
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
 	echo "deploy/dev.sh needs bash 4.4 or newer (this is $BASH_VERSION)" >&2
@@ -395,44 +435,8 @@ else
 	export REGSTAT__RECEIVER__TOKENS=$TOKEN
 fi
 
-say "building (cargo build --release)"
-locked=(--locked)
-[[ -f Cargo.lock ]] || locked=()
-cargo build --release "${locked[@]}" --bins
-BIN=${CARGO_TARGET_DIR:-target}/release
-
-say "applying migrations (regstat migrate)"
-"$BIN/regstat" migrate
-
-LISTEN=${REGSTAT__RECEIVER__LISTEN:-0.0.0.0:8080}
-listen_host=${LISTEN%:*}
-listen_port=${LISTEN##*:}
-case $listen_host in
-'' | 0.0.0.0) listen_host=127.0.0.1 ;;
-'[::]') listen_host='[::1]' ;;
-esac
-say "registry configuration: put this in the registry's config.yml (full example: deploy/registry/config.yml)"
-cat <<EOF
-
-notifications:
-  events:
-    includereferences: true
-  endpoints:
-    - name: regstat
-      # A registry in a container needs an address of this machine that it can reach instead.
-      url: http://$listen_host:$listen_port/events
-      headers:
-        Authorization: [Bearer $TOKEN]
-      timeout: 2s
-      threshold: 5
-      backoff: 1s
-      # ignore:
-      #   mediatypes: []   # e.g. [application/octet-stream]: no events for these media types
-      #   actions: []      # e.g. [pull]: no events for these actions
-
-EOF
-
 say "console credentials"
+CONSOLE_BASIC=""
 if [[ -n ${REGSTAT__CONSOLE__BASIC:-}${REGSTAT__CONSOLE__TOKENS:-} ]]; then
 	note "REGSTAT__CONSOLE__BASIC or REGSTAT__CONSOLE__TOKENS is set: using it"
 	CONSOLE_LOGIN="(your configured credentials)"
@@ -446,36 +450,158 @@ else
 		)
 		note "created $password_file"
 	fi
-	REGSTAT__CONSOLE__BASIC="admin:$(tr -d '[:space:]' <"$password_file")"
-	export REGSTAT__CONSOLE__BASIC
+	CONSOLE_BASIC=$(tr -d '[:space:]' <"$password_file")
 	CONSOLE_LOGIN="user admin, password in $password_file"
 fi
+
+LISTEN=${REGSTAT__RECEIVER__LISTEN:-0.0.0.0:8080}
 CONSOLE=${REGSTAT__CONSOLE__LISTEN:-0.0.0.0:8081}
-console_host=${CONSOLE%:*}
-case $console_host in
-'' | 0.0.0.0) console_host=127.0.0.1 ;;
-'[::]') console_host='[::1]' ;;
-esac
+WORKER=${REGSTAT__WORKER__LISTEN:-0.0.0.0:9090}
+# local_address HOST:PORT: the address to reach a listener bound to HOST:PORT from here.
+local_address() {
+	local host=${1%:*}
+	case $host in
+	'' | 0.0.0.0) host=127.0.0.1 ;;
+	'[::]') host='[::1]' ;;
+	esac
+	printf '%s:%s' "$host" "${1##*:}"
+}
+RECEIVER_URL=http://$(local_address "$LISTEN")
+CONSOLE_URL=http://$(local_address "$CONSOLE")
+WORKER_URL=http://$(local_address "$WORKER")
+
+REGISTRY_PORT=${REGSTAT_DEV_REGISTRY_PORT:-5000}
+if $with_registry; then
+	[[ -x /usr/bin/docker-registry ]] || die "--with-registry needs Debian's docker-registry:" \
+		"sudo apt-get install -y docker-registry"
+	registry_url=http://127.0.0.1:$REGISTRY_PORT
+fi
+
+# toml_string VALUE: VALUE as a TOML basic string.
+toml_string() {
+	local value=${1//\\/\\\\}
+	value=${value//\"/\\\"}
+	printf '"%s"' "$value"
+}
+
+# The one configuration every command uses: the services below (REGSTAT_CONFIG) and the
+# `regstat` CLI in any terminal. Secrets are in it, hence mode 600; nothing prints them.
+CONFIG=$ROOT/.regstat-dev/regstat.toml
+say "configuration: $CONFIG"
+(
+	umask 077
+	mkdir -p .regstat-dev
+	{
+		echo "# Written by deploy/dev.sh on every start; edit its options, not this file."
+		echo "# Every key: shared/src/defaults.toml. Holds secrets (mode 600)."
+		if [[ -n $registry_url ]]; then
+			registry_host=${registry_url#*://}
+			registry_host=${registry_host%/}
+			echo
+			echo "[[registries]]"
+			if $with_registry; then
+				echo 'name = "local"'
+				echo "aliases = [\"localhost:$REGISTRY_PORT\"]"
+			else
+				echo "name = $(toml_string "$registry_host")"
+			fi
+			echo "url = $(toml_string "${registry_url%/}")"
+			if [[ -n $registry_user ]]; then
+				echo "username = $(toml_string "$registry_user")"
+				echo "password = $(toml_string "$(tr -d '\r\n' <"$registry_password_file")")"
+			fi
+		fi
+		echo
+		echo "[database]"
+		echo "url = $(toml_string "$DATABASE_URL")"
+		echo
+		echo "[amqp]"
+		echo "url = $(toml_string "$AMQP_URL")"
+		echo
+		echo "[receiver]"
+		echo "listen = $(toml_string "$LISTEN")"
+		echo "tokens = [$(toml_string "$TOKEN")]"
+		echo
+		echo "[worker]"
+		echo "listen = $(toml_string "$WORKER")"
+		echo
+		echo "[console]"
+		echo "listen = $(toml_string "$CONSOLE")"
+		if [[ -n $CONSOLE_BASIC ]]; then
+			echo "basic = [{ username = \"admin\", password = $(toml_string "$CONSOLE_BASIC") }]"
+		fi
+		echo
+		echo "[doctor]"
+		echo "endpoints = [\"$RECEIVER_URL\", \"$WORKER_URL\", \"$CONSOLE_URL\"]"
+	} >"$CONFIG.new"
+	mv "$CONFIG.new" "$CONFIG"
+)
+export REGSTAT_CONFIG=$CONFIG
+note "the services read it; so does the CLI, in any terminal, after:"
+note "  export REGSTAT_CONFIG=$CONFIG"
+if [[ -n $registry_url ]]; then
+	note "registry ${registry_url} is registered for callbacks"
+fi
+
+say "building (cargo build --release)"
+locked=(--locked)
+[[ -f Cargo.lock ]] || locked=()
+cargo build --release "${locked[@]}" --bins
+BIN=${CARGO_TARGET_DIR:-target}/release
+
+say "applying migrations (regstat migrate)"
+"$BIN/regstat" migrate
+
+NOTIFICATIONS="[{name: regstat, url: \"$RECEIVER_URL/events\", headers: {Authorization: [\"Bearer $TOKEN\"]}, timeout: 2s, threshold: 5, backoff: 1s}]"
+if $with_registry; then
+	say "local registry: $registry_url (data in .regstat-dev/registry; its notifications go to the receiver)"
+	mkdir -p .regstat-dev/registry
+else
+	say "registry configuration: put this in the registry's config.yml (full example: deploy/registry/config.yml)"
+	cat <<EOF
+
+notifications:
+  events:
+    includereferences: true
+  endpoints:
+    - name: regstat
+      # A registry in a container needs an address of this machine that it can reach instead.
+      url: $RECEIVER_URL/events
+      headers:
+        Authorization: [Bearer $TOKEN]
+      timeout: 2s
+      threshold: 5
+      backoff: 1s
+      # ignore:
+      #   mediatypes: []   # e.g. [application/octet-stream]: no events for these media types
+      #   actions: []      # e.g. [pull]: no events for these actions
+
+EOF
+	if [[ -z $registry_url ]]; then
+		note "and run deploy/dev.sh --registry URL to let regstat call it back (platforms, sizes)"
+	fi
+fi
 
 names=() pids=() sed_pids=()
-# start NAME BINARY: runs it in the background, its output prefixed by [NAME].
+# start NAME COMMAND...: runs it in the background, its output prefixed by [NAME].
 start() {
-	local fd
+	local fd name=$1
+	shift
 	# The prefixing sed ignores Ctrl-C so it prints the process's last lines during shutdown.
 	exec {fd}> >(
 		trap '' INT TERM
-		exec sed -u "s/^/[$1] /"
+		exec sed -u "s/^/[$name] /"
 	)
 	sed_pids+=("$!")
-	"$2" >&"$fd" 2>&1 &
+	"$@" >&"$fd" 2>&1 &
 	pids+=("$!")
-	names+=("$1")
+	names+=("$name")
 	exec {fd}>&-
 }
 
 stop_all() {
 	trap - INT TERM
-	say "stopping receiver, worker and console"
+	say "stopping ${names[*]}"
 	kill -TERM "${pids[@]}" 2>/dev/null || true
 	wait "${pids[@]}" 2>/dev/null || true
 	wait "${sed_pids[@]}" 2>/dev/null || true
@@ -484,19 +610,28 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
 say "starting regstat-receiver on $LISTEN, regstat-worker and regstat-console (Ctrl-C stops them)"
-note "console: http://$console_host:${CONSOLE##*:}/ ($CONSOLE_LOGIN)"
+note "console: $CONSOLE_URL/ ($CONSOLE_LOGIN)"
 start receiver "$BIN/regstat-receiver"
 start worker "$BIN/regstat-worker"
 start console "$BIN/regstat-console"
+if $with_registry; then
+	REGISTRY_HTTP_ADDR=127.0.0.1:$REGISTRY_PORT \
+		REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$ROOT/.regstat-dev/registry \
+		REGISTRY_LOG_LEVEL=warn REGISTRY_LOG_ACCESSLOG_DISABLED=true \
+		REGISTRY_NOTIFICATIONS_ENDPOINTS=$NOTIFICATIONS \
+		start registry /usr/bin/docker-registry serve deploy/registry/config.yml
+	note "try it: skopeo copy --dest-tls-verify=false docker://docker.io/library/alpine:3.20 docker://127.0.0.1:$REGISTRY_PORT/demo/alpine:3.20"
+fi
+note "then, in another terminal: export REGSTAT_CONFIG=$CONFIG; $BIN/regstat doctor; $BIN/regstat report images"
 
-# Until one of them exits; then stop the other and exit with the first one's status.
+# Until one of them exits; then stop the others and exit with the first one's status.
 while :; do
 	wait -n || true
 	for i in "${!pids[@]}"; do
 		if ! kill -0 "${pids[$i]}" 2>/dev/null; then
 			status=0
 			wait "${pids[$i]}" || status=$?
-			say "regstat-${names[$i]} exited with status $status"
+			say "${names[$i]} exited with status $status"
 			stop_all
 			exit "$((status == 0 ? 1 : status))"
 		fi

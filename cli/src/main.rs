@@ -5,18 +5,33 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use regstat_cli::admin::dlq::{self, DeadLetterQueue, Selection};
 use regstat_cli::admin::{self, output, status};
+use regstat_cli::doctor;
 use regstat_cli::render::{self, Format};
-use regstat_shared::config::Settings;
+use regstat_shared::config::{ConfigFile, Settings};
 use regstat_shared::topology::Topology;
 use regstat_store::{db, retention};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// Operate a regstat installation.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    long_about = "regstat's operator command line: check an installation (`doctor`), apply \
+                  migrations, show queues and the ledger (`status`), inspect, replay or delete \
+                  dead letters (`dlq`), answer questions about the registry (`report`), prune \
+                  the ledger and sync from a registry's catalog.\n\n\
+                  Every command reads the same configuration as the receiver and the worker: \
+                  --config, else $REGSTAT_CONFIG, else the first of ./regstat.toml, \
+                  .regstat-dev/regstat.toml and /etc/regstat/regstat.toml that exists, then \
+                  REGSTAT__SECTION__KEY variables. `regstat doctor` says which it read."
+)]
 struct Cli {
-    /// TOML configuration file (default: $REGSTAT_CONFIG, else built-in defaults + env).
+    /// TOML configuration file (default: $REGSTAT_CONFIG, else the first of ./regstat.toml,
+    /// .regstat-dev/regstat.toml and /etc/regstat/regstat.toml that exists, else built-in
+    /// defaults + env).
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -25,6 +40,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check everything a running installation needs, one line per check: OK, WARN (passes,
+    /// worth a look) or FAIL, with what is wrong and how to fix it.
+    ///
+    /// In order: the configuration loads (and from where); PostgreSQL answers, migrations are
+    /// current, ledger partitions hold now and the next slot; RabbitMQ answers, every exchange
+    /// and queue exists with this configuration's arguments, a worker consumes each work
+    /// queue, dead letters and quarantined events (WARN when any); each configured registry
+    /// answers, accepts its credentials and lists its catalog; each of `doctor.endpoints`
+    /// answers /readyz. A check is skipped when one it needs failed. Changes nothing. Exit
+    /// status 0 only when no check fails.
+    Doctor {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Apply pending database migrations.
     Migrate,
     /// Show queue depths and consumers, and the ledger's size and freshness.
@@ -118,18 +147,23 @@ impl Select {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Doctor { format } = cli.command {
+        return doctor(cli.config.as_deref(), format).await;
+    }
+    let (settings, file) = Settings::load_located(cli.config.as_deref())?;
     regstat_shared::telemetry::init(&settings.telemetry, std::io::stderr);
     match cli.command {
+        // Handled above: it loads the configuration itself, to report a failure as a check.
+        Command::Doctor { .. } => {}
         Command::Migrate => {
             let pool = db::pool(&settings.database)?;
             db::migrate(&pool).await.context("applying migrations")?;
             let applied = db::MIGRATOR.iter().count();
             println!("database is up to date ({applied} migrations)");
         }
-        Command::Status { format } => print_status(&settings, format).await?,
+        Command::Status { format } => print_status(&settings, file.as_ref(), format).await?,
         Command::Dlq(command) => dead_letters(&settings, command).await?,
         Command::Report(args) => {
             let mut db = admin::connect_database(&settings.database)
@@ -161,10 +195,33 @@ async fn main() -> anyhow::Result<()> {
             print!("{report}");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn print_status(settings: &Settings, format: Format) -> anyhow::Result<()> {
+/// `regstat doctor`: prints the report; fails (status 1) when a check failed.
+async fn doctor(config: Option<&Path>, format: Format) -> anyhow::Result<ExitCode> {
+    let configuration = doctor::Configuration::load(config);
+    if let Some(settings) = configuration.settings() {
+        regstat_shared::telemetry::init(&settings.telemetry, std::io::stderr);
+    }
+    let report = configuration.examine().await;
+    match format {
+        Format::Table => print!("{}", report.table()),
+        Format::Json => print!("{}", render::json(&report)?),
+        Format::Csv => print!("{}", render::rows(&as_rows(&report.checks)?, Format::Csv)?),
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn print_status(
+    settings: &Settings,
+    file: Option<&ConfigFile>,
+    format: Format,
+) -> anyhow::Result<()> {
     let topology = Topology::from_settings(&settings.amqp);
     let mut db = admin::connect_database(&settings.database)
         .await
@@ -177,7 +234,12 @@ async fn print_status(settings: &Settings, format: Format) -> anyhow::Result<()>
     let _ = sqlx::Connection::close(db).await;
     let report = report.context("reading status")?;
     match format {
-        Format::Table => print!("{}", output::status_table(&report)),
+        Format::Table => {
+            print!("{}", output::status_table(&report));
+            if report.queues.iter().any(|queue| !queue.exists) {
+                println!("{}", admin::missing_queues_hint(&settings.amqp, file));
+            }
+        }
         Format::Json => print!("{}", render::json(&report)?),
         Format::Csv => print!("{}", render::rows(&as_rows(&report.queues)?, Format::Csv)?),
     }

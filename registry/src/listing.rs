@@ -24,6 +24,19 @@ impl RegistryClient {
     /// `rel="next"` links. A registry that does not offer its catalog (404), or not to
     /// regstat's credentials (401/403), is an error saying so.
     pub async fn catalog(&self, page_size: u32) -> Result<Vec<String>, FetchError> {
+        self.catalog_pages(page_size, PageCap::All).await
+    }
+
+    /// The first page of the registry's catalog (`GET /v2/_catalog?n=<page_size>`, next
+    /// links not followed): a cheap proof that the registry answers, accepts regstat's
+    /// credentials (after the token round trip, where it uses tokens) and lets them list
+    /// repositories. Errors as [`Self::catalog`].
+    pub async fn catalog_sample(&self, page_size: u32) -> Result<Vec<String>, FetchError> {
+        self.catalog_pages(page_size, PageCap::First(1)).await
+    }
+
+    /// The repositories of the catalog's pages up to `cap`.
+    async fn catalog_pages(&self, page_size: u32, cap: PageCap) -> Result<Vec<String>, FetchError> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
@@ -32,7 +45,7 @@ impl RegistryClient {
         let what = format!("catalog of {}", self.name());
         let first = self.endpoint("v2/_catalog", page_size)?;
         let pages = self
-            .pages::<Page>(first, "registry:catalog:*", &what)
+            .pages::<Page>(first, "registry:catalog:*", &what, cap)
             .await
             .map_err(|error| match error {
                 FetchError::Gone => FetchError::Denied(format!(
@@ -64,7 +77,7 @@ impl RegistryClient {
         let what = format!("tags of {}/{repository}", self.name());
         let first = self.endpoint(&format!("v2/{repository}/tags/list"), page_size)?;
         let scope = format!("repository:{repository}:pull");
-        match self.pages::<Page>(first, &scope, &what).await {
+        match self.pages::<Page>(first, &scope, &what, PageCap::All).await {
             Ok(pages) => Ok(pages
                 .into_iter()
                 .flat_map(|page| page.tags.unwrap_or_default())
@@ -136,13 +149,14 @@ impl RegistryClient {
         Ok(url)
     }
 
-    /// Every page of a paginated listing, from `first` on. A next link must stay on the
-    /// registry's origin and endpoint, and never repeat.
+    /// The pages of a paginated listing, from `first` on, as many as `cap` allows. A next
+    /// link must stay on the registry's origin and endpoint, and never repeat.
     async fn pages<T: serde::de::DeserializeOwned>(
         &self,
         first: Url,
         scope: &str,
         what: &str,
+        cap: PageCap,
     ) -> Result<Vec<T>, FetchError> {
         let mut pages = Vec::new();
         let mut visited = HashSet::new();
@@ -181,10 +195,31 @@ impl RegistryClient {
                         target.path()
                     )));
                 }
-                next = Some(target);
+                if cap.allows(pages.len() + 1) {
+                    next = Some(target);
+                }
             }
         }
         Ok(pages)
+    }
+}
+
+/// How many pages of a listing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageCap {
+    /// Every page (more than [`MAX_PAGES`] is an error).
+    All,
+    /// At most this many; the rest is left unread.
+    First(usize),
+}
+
+impl PageCap {
+    /// Whether page number `count` (1-based) is to be read.
+    fn allows(self, count: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::First(most) => count <= most,
+        }
     }
 }
 
@@ -236,5 +271,15 @@ mod tests {
         );
         assert_eq!(parse_next_link(r#"</x>; rel="prev""#), None);
         assert_eq!(parse_next_link("garbage"), None);
+    }
+
+    #[test]
+    fn page_caps() {
+        assert!(
+            PageCap::All.allows(MAX_PAGES + 1),
+            "the page count check refuses it"
+        );
+        assert!(PageCap::First(1).allows(1));
+        assert!(!PageCap::First(1).allows(2));
     }
 }

@@ -382,14 +382,15 @@ impl Settings {
     pub fn load_located(cli: Option<&Path>) -> Result<(Self, Option<ConfigFile>), ConfigError> {
         let file = ConfigFile::locate(cli);
         let path = file.as_ref().map(|file| file.path.as_path());
-        let settings = Self::from_sources(path, Environment::default()).map_err(|error| {
-            match (&file, error) {
-                (Some(file), ConfigError::Load(error)) => ConfigError::Load(
-                    config::ConfigError::Message(format!("{error} (config file {file})")),
-                ),
-                (_, error) => error,
-            }
-        })?;
+        let settings =
+            Self::from_sources(path, Environment::default()).map_err(|error| {
+                match (&file, error) {
+                    (Some(file), ConfigError::Load(error)) => ConfigError::Load(
+                        config::ConfigError::Message(format!("{error} (config file {file})")),
+                    ),
+                    (_, error) => error,
+                }
+            })?;
         Ok((settings, file))
     }
 

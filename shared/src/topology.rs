@@ -256,26 +256,11 @@ impl Topology {
     /// other arguments (RabbitMQ's PRECONDITION_FAILED), which means a configuration change
     /// that needs the queue recreated.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
         for (exchange, kind) in self.exchanges() {
-            channel
-                .exchange_declare(exchange.into(), kind, durable, FieldTable::default())
-                .await?;
+            self.declare_exchange(channel, &exchange, kind).await?;
         }
         for spec in self.queues() {
-            channel
-                .queue_declare(
-                    spec.name.clone().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    self.queue_arguments(&spec),
-                )
-                .await?;
+            self.declare_queue(channel, &spec).await?;
             for key in &spec.bindings {
                 channel
                     .queue_bind(
@@ -289,6 +274,45 @@ impl Topology {
             }
         }
         Ok(())
+    }
+
+    /// Declares one exchange of [`Self::exchanges`] as [`Self::declare`] does (durable, no
+    /// arguments). On an exchange that exists this is a no-op when it was declared so, and a
+    /// PRECONDITION_FAILED naming the difference (which closes the channel) when not.
+    pub async fn declare_exchange(
+        &self,
+        channel: &Channel,
+        name: &str,
+        kind: ExchangeKind,
+    ) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(name.into(), kind, durable, FieldTable::default())
+            .await
+    }
+
+    /// Declares one queue of [`Self::queues`] as [`Self::declare`] does (durable,
+    /// [`Self::queue_arguments`]), without its bindings, and returns its message and consumer
+    /// counts. On a queue that exists this is a no-op when it was declared so, and a
+    /// PRECONDITION_FAILED naming the difference (which closes the channel) when not.
+    pub async fn declare_queue(
+        &self,
+        channel: &Channel,
+        spec: &QueueSpec,
+    ) -> lapin::Result<lapin::Queue> {
+        channel
+            .queue_declare(
+                spec.name.clone().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                self.queue_arguments(spec),
+            )
+            .await
     }
 
     /// Deletes every exchange and queue of this prefix (tests, uninstall).

@@ -19,7 +19,7 @@ pub mod status;
 use lapin::Connection;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use regstat_shared::config::{AmqpSettings, DatabaseSettings};
+use regstat_shared::config::{AmqpSettings, ConfigFile, DatabaseSettings};
 use secrecy::ExposeSecret;
 use sqlx::PgConnection;
 
@@ -147,9 +147,45 @@ pub(crate) async fn inspect_queue(
     }
 }
 
-/// Whether the broker answered 404 NOT_FOUND (a passive declare of a missing queue).
-fn is_not_found(error: &lapin::Error) -> bool {
+/// Whether the broker answered 404 NOT_FOUND (a passive declare of a missing queue or
+/// exchange).
+pub(crate) fn is_not_found(error: &lapin::Error) -> bool {
     matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
+}
+
+/// Where a command's configuration came from, in words: the file and how it was chosen, or
+/// the built-in defaults and the environment.
+pub fn configuration_source(file: Option<&ConfigFile>) -> String {
+    file.map_or_else(
+        || "built-in defaults and environment".to_owned(),
+        ToString::to_string,
+    )
+}
+
+/// The vhost and `host:port` of a broker URL (no credentials), for messages; the vhost is `?`
+/// and the address the whole URL, password masked, when the URL does not parse.
+pub fn broker_location(url: &str) -> (String, String) {
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(uri) => (
+            uri.vhost,
+            format!("{}:{}", uri.authority.host, uri.authority.port),
+        ),
+        Err(_) => ("?".to_owned(), redact_url(url)),
+    }
+}
+
+/// What it means when regstat's queues are missing, in regstat's words (`regstat status` and
+/// `regstat doctor` say it so): which vhost and broker, which prefix, and where this command's
+/// configuration came from (the services may use another).
+pub fn missing_queues_hint(amqp: &AmqpSettings, file: Option<&ConfigFile>) -> String {
+    let (vhost, host) = broker_location(amqp.url.expose_secret());
+    format!(
+        "regstat's queues are missing in vhost '{vhost}' at {host}: no receiver or worker has \
+         started against this broker with prefix '{}', or they use other settings (this \
+         command's configuration: {})",
+        amqp.prefix,
+        configuration_source(file)
+    )
 }
 
 /// `url` with the password (userinfo after `user:`, and any `password=` query parameter)

@@ -177,3 +177,20 @@ pub fn fixture_bodies(file: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Ready messages and consumers of `queue`.
+pub async fn queue_state(broker: &TestBroker, queue: &str) -> (u32, u32) {
+    let declared = broker
+        .channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..lapin::options::QueueDeclareOptions::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("passive declare");
+    (declared.message_count(), declared.consumer_count())
+}

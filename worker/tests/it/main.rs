@@ -6,6 +6,7 @@ mod admin;
 mod callbacks;
 mod console;
 mod deploy;
+mod doctor;
 mod e2e;
 mod e2e_model;
 mod faults;

@@ -5,8 +5,8 @@
 use super::sender::{Stats, TOKEN};
 use super::stream::Stream;
 use crate::helpers::TestDb;
+pub use crate::helpers::queue_state;
 use crate::model::snapshot;
-use lapin::options::QueueDeclareOptions;
 use regstat_shared::config::Settings;
 use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
 use serde_json::Value;
@@ -157,23 +157,6 @@ pub async fn until_status(url: &str, expected: u16, since: Instant) -> Duration 
     })
     .await;
     since.elapsed()
-}
-
-/// Ready messages and consumers of `queue`.
-pub async fn queue_state(broker: &TestBroker, queue: &str) -> (u32, u32) {
-    let declared = broker
-        .channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("passive declare");
-    (declared.message_count(), declared.consumer_count())
 }
 
 /// Ready messages in both work queues.
