@@ -48,13 +48,17 @@ pub enum ReportName {
         #[arg(long)]
         days: i32,
     },
-    /// Blobs no live manifest references.
+    /// Blobs no live manifest references, in repositories whose live manifests all have known
+    /// content (others: undetermined-blobs).
     OrphanedBlobs {
         /// Ignore blobs linked this recently (their manifest may still come), e.g. `2h`
         /// [default: 2h].
         #[arg(long, value_parser = check(parse_duration))]
         grace: Option<String>,
     },
+    /// Blobs that may or may not be used: no manifest of known content references them, and
+    /// their repository has live manifests of unknown content (why: the reason column).
+    UndeterminedBlobs,
     /// Manifests that reference blobs the registry no longer has.
     MissingBlobs,
     /// Manifests with the most tags.
@@ -157,6 +161,7 @@ impl ReportArgs {
                 params.grace.clone_from(grace);
                 "orphaned-blobs"
             }
+            ReportName::UndeterminedBlobs => "undetermined-blobs",
             ReportName::MissingBlobs => "missing-blobs",
             ReportName::MostTags { limit } => {
                 params.limit = *limit;

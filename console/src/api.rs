@@ -129,7 +129,7 @@ pub(crate) async fn report_count(
     get,
     path = "/api/v1/reports/{name}",
     params(
-        ("name" = String, Path, description = "images, repositories, blobs, stale, unpulled, orphaned-blobs, missing-blobs, most-tags, top-pulled, version-checks, pulls, architectures, actors, history, deleted"),
+        ("name" = String, Path, description = "images, repositories, blobs, stale, unpulled, orphaned-blobs, undetermined-blobs, missing-blobs, most-tags, top-pulled, version-checks, pulls, architectures, actors, history, deleted"),
         ("days" = Option<i32>, Query, description = "Window or age in days (stale and unpulled need it; 30 elsewhere)"),
         ("limit" = Option<i64>, Query, description = "Most rows (most-tags, top-pulled, version-checks: 20; history: 100; deleted: the newest, all by default)"),
         ("grace" = Option<String>, Query, description = "orphaned-blobs: ignore blobs linked this recently, e.g. 2h"),

@@ -1020,6 +1020,7 @@ struct CandidatesPage {
     unpulled: Table,
     stale: Table,
     orphaned: Table,
+    undetermined: Table,
     missing: Table,
 }
 
@@ -1057,6 +1058,9 @@ async fn candidates(
     )
     .await?;
     orphaned.empty = "No blob without a manifest.".to_owned();
+    let mut undetermined =
+        Table::of_report(state, "undetermined-blobs", vec![], CANDIDATES_SHOWN).await?;
+    undetermined.empty = "Every live manifest's content is known.".to_owned();
     let mut missing = Table::of_report(state, "missing-blobs", vec![], CANDIDATES_SHOWN).await?;
     missing.empty = "No manifest references a deleted blob.".to_owned();
     html(CandidatesPage {
@@ -1067,6 +1071,7 @@ async fn candidates(
         unpulled,
         stale,
         orphaned,
+        undetermined,
         missing,
     })
 }

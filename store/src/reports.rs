@@ -9,13 +9,14 @@ use serde::Deserialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 /// Every report's name, as `regstat report NAME` and `/api/v1/reports/NAME` take it.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "images",
     "repositories",
     "blobs",
     "stale",
     "unpulled",
     "orphaned-blobs",
+    "undetermined-blobs",
     "missing-blobs",
     "most-tags",
     "top-pulled",
@@ -111,11 +112,15 @@ pub enum Report {
         /// Age threshold.
         days: i32,
     },
-    /// Blobs no live manifest references, linked more than `grace_secs` ago.
+    /// Blobs no live manifest references, linked more than `grace_secs` ago, in repositories
+    /// whose live manifests all have known content.
     OrphanedBlobs {
         /// Grace window for layers whose manifest has not arrived yet.
         grace_secs: i64,
     },
+    /// Blobs no manifest of known content references, in repositories where some live
+    /// manifest's content is unknown: they may be used, so they are not orphans.
+    UndeterminedBlobs,
     /// Live manifests referencing blobs their repository no longer has.
     MissingBlobs,
     /// Manifests with the most live tags.
@@ -223,6 +228,7 @@ impl Report {
                         .map_err(|_| ParamError::new("grace", "too long"))?,
                 }
             }
+            "undetermined-blobs" => Report::UndeterminedBlobs,
             "missing-blobs" => Report::MissingBlobs,
             "most-tags" => Report::MostTags { limit: limit(20)? },
             "top-pulled" => Report::TopPulled {
@@ -363,6 +369,9 @@ fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
                 .push_bind(*grace_secs as f64)
                 .push("))");
         }
+        Report::UndeterminedBlobs => {
+            query.push("regstat.undetermined_blobs");
+        }
         Report::MissingBlobs => {
             query.push("regstat.report_missing_blobs");
         }
@@ -438,7 +447,9 @@ fn order_by(report: &Report) -> &'static str {
             "registry, repository, tag"
         }
         Report::Repositories | Report::Blobs => "registry, repository NULLS FIRST",
-        Report::OrphanedBlobs { .. } => "registry, repository, last_pushed_at",
+        Report::OrphanedBlobs { .. } | Report::UndeterminedBlobs => {
+            "registry, repository, last_pushed_at"
+        }
         Report::MissingBlobs => "registry, repository, manifest_digest, blob_digest",
         Report::MostTags { .. } => "tags DESC, registry, repository, digest",
         Report::TopPulled { .. } => "pulls DESC, registry, repository, tag",
