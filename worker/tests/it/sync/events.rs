@@ -159,3 +159,174 @@ async fn setup_sync(db: &TestDb, setup: &Setup) {
     let report = sync(&db.pool, &setup.client, &quiet()).await.unwrap();
     assert!(report.is_complete(), "{}", report.differences_text());
 }
+
+/// A blob push event (a layer or config uploaded into `repository`), at `at`.
+fn blob_push(host: &str, repository: &str, digest: &str, size: i64, at: DateTime<Utc>) -> Incoming {
+    let event = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "timestamp": at.to_rfc3339(),
+        "action": "push",
+        "target": {
+            "mediaType": crate::support::BLOB_MEDIA_TYPE,
+            "size": size,
+            "digest": digest,
+            "length": size,
+            "repository": repository,
+            "url": format!("http://{host}/v2/{repository}/blobs/{digest}"),
+        },
+        "request": {
+            "id": uuid::Uuid::new_v4().to_string(),
+            "addr": "127.0.0.1:40000",
+            "host": host,
+            "method": "PUT",
+            "useragent": "skopeo/1.9.3",
+        },
+        "actor": {},
+        "source": {"addr": "registry:5000", "instanceID": "sync-test"},
+    });
+    Incoming {
+        body: event.to_string().into_bytes(),
+        correlation_id: None,
+        received_at: None,
+    }
+}
+
+/// The configs and layers, with their sizes, that the registry's own manifests of
+/// `repository` name (`skopeo inspect --raw` of each digest), as (repository, digest, size).
+async fn blobs_in_registry(
+    setup: &Setup,
+    repository: &str,
+    manifests: &[&str],
+) -> Vec<(String, String, i64)> {
+    let mut blobs = std::collections::BTreeSet::new();
+    for digest in manifests {
+        let reference = format!("docker://{}/{repository}@{digest}", setup.host);
+        let raw = crate::support::run(
+            "skopeo",
+            &["inspect", "--raw", "--tls-verify=false", &reference],
+        )
+        .await;
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let layers = manifest["layers"].as_array().unwrap().iter();
+        for blob in std::iter::once(&manifest["config"]).chain(layers) {
+            blobs.insert((
+                repository.to_owned(),
+                blob["digest"].as_str().unwrap().to_owned(),
+                blob["size"].as_i64().unwrap(),
+            ));
+        }
+    }
+    blobs.into_iter().collect()
+}
+
+async fn live_blobs(db: &TestDb) -> Vec<(String, String, i64)> {
+    sqlx::query_as(
+        "SELECT repository, digest, size FROM regstat.live_blobs WHERE registry = $1
+         ORDER BY 1, 2",
+    )
+    .bind(REGISTRY)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// (repository or "" for the registry's line, blobs, bytes) of `report blobs`.
+async fn blobs_report(db: &TestDb) -> Vec<(String, i64, i64)> {
+    sqlx::query_as(
+        "SELECT COALESCE(repository, ''), blobs, bytes FROM regstat.report_blobs
+         WHERE registry = $1 ORDER BY 1",
+    )
+    .bind(REGISTRY)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_content_has_its_blobs_and_events_add_none_twice() {
+    let setup = Setup::new().await;
+    setup.push_standard().await;
+    setup.sync().await;
+    let (amd64, arm64) = (
+        setup.layout.amd64.manifest.digest.as_str(),
+        setup.layout.arm64.manifest.digest.as_str(),
+    );
+    // sync/app holds both images by tag; sync/multi the index and, as its children, both.
+    let mut expected = blobs_in_registry(&setup, "sync/app", &[amd64, arm64]).await;
+    expected.extend(blobs_in_registry(&setup, "sync/multi", &[amd64, arm64]).await);
+    assert_eq!(
+        expected.len(),
+        8,
+        "a config and a layer per image, per repository"
+    );
+    assert_eq!(live_blobs(&setup.db).await, expected);
+    let bytes = |repository: &str| -> i64 {
+        expected
+            .iter()
+            .filter(|b| b.0 == repository)
+            .map(|b| b.2)
+            .sum()
+    };
+    let shared: i64 = bytes("sync/app"); // the same four digests in both repositories
+    assert_eq!(
+        blobs_report(&setup.db).await,
+        [
+            (String::new(), 4, shared),
+            ("sync/app".to_owned(), 4, bytes("sync/app")),
+            ("sync/multi".to_owned(), 4, bytes("sync/multi")),
+        ],
+        "each digest once per repository, and once for the registry"
+    );
+    // Every blob is referenced by known content: nothing orphaned, nothing undetermined.
+    let orphaned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM regstat.orphaned_blobs(interval '0')")
+            .fetch_one(&setup.db.pool)
+            .await
+            .unwrap();
+    let undetermined: i64 = sqlx::query_scalar("SELECT count(*) FROM regstat.undetermined_blobs")
+        .fetch_one(&setup.db.pool)
+        .await
+        .unwrap();
+    assert_eq!((orphaned, undetermined), (0, 0));
+
+    // Events flow: the push of a layer regstat knows from the sync, and of one it does not.
+    let known = &expected[0];
+    let context = context(&setup.db, &setup.host);
+    let now = Utc::now();
+    apply(
+        &context,
+        &[
+            blob_push(&setup.host, &known.0, &known.1, known.2, now),
+            blob_push(
+                &setup.host,
+                "sync/app",
+                "sha256:0000000000000000000000000000000000000000000000000000000000000001",
+                10,
+                now,
+            ),
+        ],
+    )
+    .await;
+    let mut merged = expected.clone();
+    merged.push((
+        "sync/app".to_owned(),
+        "sha256:0000000000000000000000000000000000000000000000000000000000000001".to_owned(),
+        10,
+    ));
+    merged.sort();
+    assert_eq!(live_blobs(&setup.db).await, merged, "the known layer once");
+    let pushed: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT last_pushed_at FROM regstat.live_blobs
+         WHERE registry = $1 AND repository = $2 AND digest = $3",
+    )
+    .bind(REGISTRY)
+    .bind(&known.0)
+    .bind(&known.1)
+    .fetch_one(&setup.db.pool)
+    .await
+    .unwrap();
+    assert!(pushed.is_some(), "the pushed row, with its push time");
+    // A sync again changes nothing of it.
+    setup.sync().await;
+    assert_eq!(live_blobs(&setup.db).await, merged);
+}
