@@ -11,6 +11,11 @@
 -- per-repository caches, `report_blobs` and the registry totals count these blobs as they
 -- are. A sync marks the repositories it writes stale, which recomputes their cached rows.
 
+-- Synced manifests, for the second part of the view: without it, an installation that never
+-- synced would scan every manifest each time it counts blobs.
+CREATE INDEX manifests_seen_idx ON regstat.manifests (registry, repository, digest)
+    WHERE seen_at IS NOT NULL;
+
 CREATE OR REPLACE VIEW regstat.live_blobs AS
 SELECT b.registry, b.repository, b.digest, b.size, b.first_pushed_at, b.last_pushed_at,
        b.via_push, b.via_mount, b.mounted_from, b.last_pulled_at, b.pull_count, b.pulled_bytes,
