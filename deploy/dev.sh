@@ -620,7 +620,7 @@ if $with_registry; then
 		REGISTRY_LOG_LEVEL=warn REGISTRY_LOG_ACCESSLOG_DISABLED=true \
 		REGISTRY_NOTIFICATIONS_ENDPOINTS=$NOTIFICATIONS \
 		start registry /usr/bin/docker-registry serve deploy/registry/config.yml
-	note "try it: skopeo copy --dest-tls-verify=false docker://docker.io/library/alpine:3.20 docker://127.0.0.1:$REGISTRY_PORT/demo/alpine:3.20"
+	note "try it: skopeo copy --all --dest-tls-verify=false docker://docker.io/library/alpine:3.20 docker://127.0.0.1:$REGISTRY_PORT/demo/alpine:3.20"
 fi
 note "then, in another terminal: export REGSTAT_CONFIG=$CONFIG; $BIN/regstat doctor; $BIN/regstat report images"
 
