@@ -36,13 +36,15 @@ pub enum ReportName {
     Repositories,
     /// Blob count and bytes, per repository and per registry.
     Blobs,
-    /// Images pushed more than N days ago.
+    /// Images older than N days: pushed, else first seen (AGE_SOURCE says which; 0: every
+    /// image).
     Stale {
         /// Age in days.
         #[arg(long)]
         days: i32,
     },
-    /// Images not pulled for N days (never pulled: counted from their push).
+    /// Images not used for N days: the latest of pull, version check and push, else first
+    /// seen (LAST_USED_SOURCE says which; 0: every image).
     Unpulled {
         /// Age in days.
         #[arg(long)]

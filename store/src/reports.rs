@@ -35,7 +35,7 @@ pub const NAMES: [&str; 16] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// A window or age in days (`stale`, `unpulled`: required; `top-pulled`,
+    /// A window or age in days (`stale`, `unpulled`: required, 0 or more; `top-pulled`,
     /// `version-checks`, `pulls`, `architectures`: default 30).
     pub days: Option<i32>,
     /// Most rows, the first in the report's order (`most-tags`, `top-pulled`,
@@ -102,12 +102,13 @@ pub enum Report {
     Repositories,
     /// Live blob count and bytes, per repository and per registry.
     Blobs,
-    /// Images pushed more than `days` days ago.
+    /// Images older than `days` days: pushed, else first seen (`age_source`).
     Stale {
         /// Age threshold.
         days: i32,
     },
-    /// Images not pulled for `days` days (never pulled: counted from their push).
+    /// Images not used for `days` days: the latest of pull, version check and push, else
+    /// first seen (`last_used_source`).
     Unpulled {
         /// Age threshold.
         days: i32,
@@ -202,6 +203,19 @@ impl Report {
                     }
                 })
         };
+        // An age: 0 is "as of now" (every image, by its age or last use).
+        let age = || {
+            params
+                .days
+                .ok_or_else(|| ParamError::new("days", "required"))
+                .and_then(|days| {
+                    if days >= 0 {
+                        Ok(days)
+                    } else {
+                        Err(ParamError::new("days", "must be 0 or more"))
+                    }
+                })
+        };
         let limit = |default: i64| match params.limit.unwrap_or(default) {
             limit if limit > 0 => Ok(limit),
             _ => Err(ParamError::new("limit", "must be above 0")),
@@ -218,8 +232,8 @@ impl Report {
             "images" => Report::Images,
             "repositories" => Report::Repositories,
             "blobs" => Report::Blobs,
-            "stale" => Report::Stale { days: days(None)? },
-            "unpulled" => Report::Unpulled { days: days(None)? },
+            "stale" => Report::Stale { days: age()? },
+            "unpulled" => Report::Unpulled { days: age()? },
             "orphaned-blobs" => {
                 let grace = parse_duration(params.grace.as_deref().unwrap_or("2h"))
                     .map_err(|e| ParamError::new("grace", e))?;

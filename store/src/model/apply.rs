@@ -137,11 +137,11 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
         "INSERT INTO regstat.manifests AS m (registry, repository, digest, media_type, size,
              first_pushed_at, last_pushed_at, last_pulled_at, pull_count, system_pull_count,
              config_digest, os, architecture, variant, artifact_type, subject_digest,
-             fetch_status, seen_at)
+             fetch_status, seen_at, first_seen_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
              $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int8[],
              $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-             $17::text[], $18::timestamptz[])
+             $17::text[], $18::timestamptz[], $19::timestamptz[])
          ON CONFLICT (registry, repository, digest) DO UPDATE SET
              media_type = GREATEST(m.media_type, EXCLUDED.media_type),
              size = GREATEST(m.size, EXCLUDED.size),
@@ -151,6 +151,7 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
              pull_count = m.pull_count + EXCLUDED.pull_count,
              system_pull_count = m.system_pull_count + EXCLUDED.system_pull_count,
              seen_at = GREATEST(m.seen_at, EXCLUDED.seen_at),
+             first_seen_at = LEAST(m.first_seen_at, EXCLUDED.first_seen_at),
              config_digest = COALESCE(m.config_digest, EXCLUDED.config_digest),
              os = COALESCE(m.os, EXCLUDED.os),
              architecture = COALESCE(m.architecture, EXCLUDED.architecture),
@@ -181,6 +182,7 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
         v.content.as_ref().map_or("unknown", |c| c.status.as_str())
     }))
     .bind(column(m, |_, v| v.seen_at))
+    .bind(column(m, |_, v| v.first_seen_at))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -262,10 +264,10 @@ async fn tags(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO regstat.tags AS t (registry, repository, tag, digest, pushed_at,
              first_pushed_at, deleted_at, last_pulled_at, pull_count, system_pull_count,
-             seen_digest, seen_at)
+             seen_digest, seen_at, first_seen_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[],
-             $9::int8[], $10::int8[], $11::text[], $12::timestamptz[])
+             $9::int8[], $10::int8[], $11::text[], $12::timestamptz[], $13::timestamptz[])
          ON CONFLICT (registry, repository, tag) DO UPDATE SET
              digest = CASE
                  WHEN EXCLUDED.pushed_at IS NOT NULL AND (t.pushed_at IS NULL
@@ -277,6 +279,7 @@ async fn tags(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
                       OR (EXCLUDED.seen_at, EXCLUDED.seen_digest) > (t.seen_at, t.seen_digest))
                  THEN EXCLUDED.seen_digest ELSE t.seen_digest END,
              seen_at = GREATEST(t.seen_at, EXCLUDED.seen_at),
+             first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
              first_pushed_at = LEAST(t.first_pushed_at, EXCLUDED.first_pushed_at),
              deleted_at = GREATEST(t.deleted_at, EXCLUDED.deleted_at),
              last_pulled_at = GREATEST(t.last_pulled_at, EXCLUDED.last_pulled_at),
@@ -295,6 +298,7 @@ async fn tags(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     .bind(column(m, |_, v| v.system_pull_count))
     .bind(column(m, |_, v| v.seen.as_ref().map(|(_, d)| d.as_str())))
     .bind(column(m, |_, v| v.seen.as_ref().map(|(t, _)| *t)))
+    .bind(column(m, |_, v| v.first_seen_at))
     .execute(&mut **tx)
     .await?;
     // A credit taken back (docs/MODEL.md, "Pulls and version checks") may leave a tag row that

@@ -90,6 +90,8 @@ pub(super) struct ManifestRow {
     pub system_pull_count: i64,
     /// Newest time a sync saw it in the registry.
     pub seen_at: Option<Time>,
+    /// Earliest time a sync saw it in the registry.
+    pub first_seen_at: Option<Time>,
     pub content: Option<Content>,
 }
 
@@ -117,6 +119,8 @@ pub(super) struct TagRow {
     /// Newest sync observation: (time, digest the registry named), ties broken by the
     /// greater digest.
     pub seen: Option<(Time, String)>,
+    /// Earliest sync observation.
+    pub first_seen_at: Option<Time>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,6 +420,7 @@ impl Changes {
         row.media_type = latest(row.media_type.take(), media_type.map(str::to_owned));
         row.size = latest(row.size, size);
         row.seen_at = latest(row.seen_at, Some(at));
+        row.first_seen_at = earliest(row.first_seen_at, Some(at));
         row.merge_content(content);
     }
 
@@ -430,6 +435,7 @@ impl Changes {
     ) {
         let row = self.tags.entry(key(registry, repository, tag)).or_default();
         row.seen = latest(row.seen.take(), Some((at, digest.to_owned())));
+        row.first_seen_at = earliest(row.first_seen_at, Some(at));
     }
 
     /// Records that `tag` of `repository` was deleted at `at` (a delete event, or a sync that

@@ -330,3 +330,87 @@ async fn synced_content_has_its_blobs_and_events_add_none_twice() {
     setup.sync().await;
     assert_eq!(live_blobs(&setup.db).await, merged);
 }
+
+/// A manifest pull by tag (GET, as skopeo makes it), at `at`.
+fn pull(host: &str, repository: &str, tag: &str, digest: &str, at: DateTime<Utc>) -> Incoming {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&push(host, repository, tag, digest, 1, at).body).unwrap();
+    event["action"] = json!("pull");
+    event["request"]["method"] = json!("GET");
+    Incoming {
+        body: event.to_string().into_bytes(),
+        correlation_id: None,
+        received_at: None,
+    }
+}
+
+/// (repository, tag, age source, last-use source) of `stale_images(days)` or
+/// `unpulled_images(days)` for the test registry.
+async fn aged(db: &TestDb, function: &str, days: i32) -> Vec<(String, String, String, String)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT repository, tag, age_source, last_used_source FROM regstat.{function}($1)
+         WHERE registry = $2 ORDER BY 1, 2"
+    )))
+    .bind(days)
+    .bind(REGISTRY)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_image_has_an_age_and_a_last_use_until_it_is_pulled() {
+    let setup = Setup::new().await;
+    setup.push_standard().await;
+    setup.sync().await;
+    let seen = |repository: &str, tag: &str| {
+        (
+            repository.to_owned(),
+            tag.to_owned(),
+            "first_seen".to_owned(),
+            "first_seen".to_owned(),
+        )
+    };
+    let all = vec![
+        seen("sync/app", "latest"),
+        seen("sync/app", "v1"),
+        seen("sync/app", "v2"),
+        seen("sync/multi", "latest"),
+    ];
+    // Never pushed nor pulled while regstat listened: aged and unused since first seen.
+    assert_eq!(aged(&setup.db, "stale_images", 0).await, all);
+    assert_eq!(aged(&setup.db, "unpulled_images", 0).await, all);
+    assert!(
+        aged(&setup.db, "unpulled_images", 1).await.is_empty(),
+        "first seen today"
+    );
+
+    // sync/app:v1 is pulled (an event from an hour ahead, so it is used "after now").
+    let v1 = setup.layout.amd64.manifest.digest.clone();
+    let at = Utc::now() + Duration::hours(1);
+    apply(
+        &context(&setup.db, &setup.host),
+        &[pull(&setup.host, "sync/app", "v1", &v1, at)],
+    )
+    .await;
+    let unpulled = aged(&setup.db, "unpulled_images", 0).await;
+    assert_eq!(
+        unpulled,
+        [all[0].clone(), all[2].clone(), all[3].clone()],
+        "v1 was used since"
+    );
+    let (source, used): (String, DateTime<Utc>) = sqlx::query_as(
+        "SELECT last_used_source, last_used_at FROM regstat.report_images
+         WHERE registry = $1 AND repository = 'sync/app' AND tag = 'v1'",
+    )
+    .bind(REGISTRY)
+    .fetch_one(&setup.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(source, "pulled");
+    assert_eq!(used.timestamp(), at.timestamp());
+    // Its age is still the first sighting: a pull is not a push.
+    let mut after = all.clone();
+    after[1].3 = "pulled".to_owned();
+    assert_eq!(aged(&setup.db, "stale_images", 0).await, after);
+}
