@@ -4,7 +4,9 @@
 -- - first seen: when regstat first knew the tag (its first push, or the earliest sync that
 --   saw it); `first_seen_at` records the earliest sync observation of a tag and of a manifest
 --   (LEAST, so observations still commute);
--- - age = pushed, else first seen (`age_source` says which);
+-- - created: when the image was built, as its config states (`manifests.created_at`, content
+--   like the platform: first known value); an index's is its newest child's;
+-- - age = pushed, else created (an estimate), else first seen (`age_source` says which);
 -- - last used = the latest of last pull, last version check and push, else first seen
 --   (`last_used_source` says which).
 -- `stale` takes the age, `unpulled` the last use: an image synced N days ago and never pulled
@@ -12,6 +14,8 @@
 
 ALTER TABLE regstat.tags ADD COLUMN first_seen_at timestamptz;
 ALTER TABLE regstat.manifests ADD COLUMN first_seen_at timestamptz;
+-- Known for content fetched from now on (configs fetched before are not read again).
+ALTER TABLE regstat.manifests ADD COLUMN created_at timestamptz;
 -- What earlier syncs saw: their newest sighting is the earliest one known.
 UPDATE regstat.tags SET first_seen_at = seen_at WHERE seen_at IS NOT NULL;
 UPDATE regstat.manifests SET first_seen_at = seen_at WHERE seen_at IS NOT NULL;
@@ -24,14 +28,16 @@ SELECT t.registry, t.repository, t.tag, t.digest, m.media_type,
        COALESCE(vc.checks, 0) AS version_checks, vc.last_checked_at,
        COALESCE(u.used_at, f.first_seen_at) AS last_used_at,
        f.first_seen_at,
-       COALESCE(t.pushed_at, f.first_seen_at) AS age_at,
+       COALESCE(t.pushed_at, cr.created_at, f.first_seen_at) AS age_at,
        CASE WHEN t.pushed_at IS NOT NULL THEN 'pushed'
+            WHEN cr.created_at IS NOT NULL THEN 'created'
             WHEN f.first_seen_at IS NOT NULL THEN 'first_seen' END AS age_source,
        CASE WHEN u.used_at IS NULL THEN
                 CASE WHEN f.first_seen_at IS NOT NULL THEN 'first_seen' END
             WHEN u.used_at = t.last_pulled_at THEN 'pulled'
             WHEN u.used_at = vc.last_checked_at THEN 'checked'
-            ELSE 'pushed' END AS last_used_source
+            ELSE 'pushed' END AS last_used_source,
+       cr.created_at
 FROM regstat.live_tags t
 LEFT JOIN LATERAL (
     SELECT m.media_type FROM regstat.manifests m
@@ -55,6 +61,16 @@ LEFT JOIN LATERAL (
     FROM regstat.tags g
     WHERE g.registry = t.registry AND g.repository = t.repository AND g.tag = t.tag
 ) f ON true
+LEFT JOIN LATERAL (
+    SELECT COALESCE(
+        (SELECT m.created_at FROM regstat.manifests m
+         WHERE m.registry = t.registry AND m.repository = t.repository AND m.digest = t.digest),
+        (SELECT max(c.created_at) FROM regstat.manifest_references r
+         JOIN regstat.manifests c
+           ON c.registry = r.registry AND c.repository = r.repository AND c.digest = r.digest
+         WHERE r.registry = t.registry AND r.repository = t.repository
+           AND r.manifest_digest = t.digest AND r.role = 'manifest')) AS created_at
+) cr ON true
 CROSS JOIN LATERAL (
     SELECT GREATEST(t.last_pulled_at, vc.last_checked_at, t.pushed_at) AS used_at
 ) u;
@@ -63,19 +79,22 @@ ALTER TABLE regstat.image_rows
     ADD COLUMN first_seen_at    timestamptz,
     ADD COLUMN age_at           timestamptz,
     ADD COLUMN age_source       text,
-    ADD COLUMN last_used_source text;
+    ADD COLUMN last_used_source text,
+    ADD COLUMN created_at       timestamptz;
 
 CREATE OR REPLACE VIEW regstat.report_images AS
 SELECT c.registry, c.repository, c.tag, c.digest, c.media_type, c.platforms, c.size,
        c.pushed_at, c.last_pulled_at, c.pull_count, c.version_checks, c.last_checked_at,
-       c.last_used_at, c.first_seen_at, c.age_at, c.age_source, c.last_used_source
+       c.last_used_at, c.first_seen_at, c.age_at, c.age_source, c.last_used_source,
+       c.created_at
 FROM regstat.image_rows c
 WHERE NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
                   WHERE s.registry = c.registry AND s.repository = c.repository)
 UNION ALL
 SELECT l.registry, l.repository, l.tag, l.digest, l.media_type, l.platforms, l.size,
        l.pushed_at, l.last_pulled_at, l.pull_count, l.version_checks, l.last_checked_at,
-       l.last_used_at, l.first_seen_at, l.age_at, l.age_source, l.last_used_source
+       l.last_used_at, l.first_seen_at, l.age_at, l.age_source, l.last_used_source,
+       l.created_at
 FROM regstat.stale_repositories s
 CROSS JOIN LATERAL (
     SELECT * FROM regstat.images_live i
@@ -83,7 +102,7 @@ CROSS JOIN LATERAL (
     OFFSET 0 -- computed per stale repository, never the whole view joined afterwards
 ) l;
 
--- stale: images older than `days` days (their age: pushed, else first seen).
+-- stale: images older than `days` days (their age: pushed, else created, else first seen).
 CREATE OR REPLACE FUNCTION regstat.stale_images(days integer)
 RETURNS SETOF regstat.report_images LANGUAGE sql STABLE AS $$
     SELECT * FROM regstat.report_images

@@ -5,7 +5,7 @@
 use crate::digest::{self, Algorithm};
 use crate::error::{FetchError, read_limited};
 use crate::manifest::{
-    Descriptor, MANIFEST_ACCEPT, Manifest, ManifestKind, Platform, parse_config_platform,
+    Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestKind, Platform, parse_config,
     parse_manifest, schema1_signed_payload,
 };
 use crate::transport::Transport;
@@ -83,8 +83,8 @@ pub struct RegistryClient {
     pub(crate) transport: Transport,
     /// Parsed manifests by digest (content-addressed: valid in every repository).
     manifests: Cache<String, Arc<CachedManifest>>,
-    /// Config platforms by config digest.
-    platforms: Cache<String, Option<Platform>>,
+    /// What image configs state, by config digest.
+    configs: Cache<String, ImageConfig>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -106,7 +106,7 @@ impl RegistryClient {
         Ok(Self {
             transport: Transport::new(settings, callbacks)?,
             manifests: Cache::builder().max_capacity(entries).build(),
-            platforms: Cache::builder().max_capacity(entries).build(),
+            configs: Cache::builder().max_capacity(entries).build(),
         })
     }
 
@@ -121,28 +121,34 @@ impl RegistryClient {
     }
 
     /// What the manifest `digest` of `repository` contains: the manifest ([`Self::manifest`])
-    /// and, for an image, the platform its config states ([`Self::config_platform`]; a config
-    /// the registry no longer has states none). The one fetch both callbacks and `regstat sync`
-    /// make. A manifest the registry no longer has is [`FetchError::Gone`].
+    /// and, for an image, the platform and creation time its config states
+    /// ([`Self::config`]; a config the registry no longer has states none). The one fetch
+    /// both callbacks and `regstat sync` make. A manifest the registry no longer has is
+    /// [`FetchError::Gone`].
     pub async fn content(
         &self,
         repository: &str,
         digest: &str,
     ) -> Result<FetchedContent, FetchError> {
         let fetched = self.manifest(repository, digest).await?;
-        let platform = match (&fetched.manifest.kind, &fetched.manifest.config) {
+        let config = match (&fetched.manifest.kind, &fetched.manifest.config) {
             (ManifestKind::Image, Some(config)) => {
-                match self.config_platform(repository, &config.digest).await {
-                    Ok(platform) => platform,
-                    Err(FetchError::Gone) => None,
+                match self.config(repository, &config.digest).await {
+                    Ok(config) => config,
+                    Err(FetchError::Gone) => ImageConfig::default(),
                     Err(error) => return Err(error),
                 }
             }
             // Schema1 states its architecture in the manifest itself.
-            _ => fetched.manifest.platform.clone(),
+            _ => ImageConfig {
+                platform: fetched.manifest.platform.clone(),
+                created: None,
+            },
         };
+        let mut content = content_of(&fetched.manifest, config.platform);
+        content.created = config.created;
         Ok(FetchedContent {
-            content: content_of(&fetched.manifest, platform),
+            content,
             media_type: fetched.media_type,
             size: fetched.size,
             from_cache: fetched.from_cache,
@@ -177,21 +183,29 @@ impl RegistryClient {
         })
     }
 
-    /// The platform an image config blob states: `GET /v2/<repository>/blobs/<digest>`
-    /// (following redirects to storage), verified and bounded like a manifest, and cached by
-    /// digest. `None` for configs that name no platform (artifacts).
+    /// What an image config blob states (platform, creation time): `GET
+    /// /v2/<repository>/blobs/<digest>` (following redirects to storage), verified and bounded
+    /// like a manifest, and cached by digest.
+    pub async fn config(&self, repository: &str, digest: &str) -> Result<ImageConfig, FetchError> {
+        self.configs
+            .try_get_with_by_ref(digest, async {
+                let body = self.fetch(Endpoint::Blobs, repository, digest).await?;
+                parse_config(&body.bytes).map_err(|e| self.invalid(repository, digest, &e))
+            })
+            .await
+            .map_err(|e| FetchError::clone(&e))
+    }
+
+    /// The platform an image config blob states ([`Self::config`]'s). `None` for configs
+    /// that name no platform (artifacts).
     pub async fn config_platform(
         &self,
         repository: &str,
         digest: &str,
     ) -> Result<Option<Platform>, FetchError> {
-        self.platforms
-            .try_get_with_by_ref(digest, async {
-                let body = self.fetch(Endpoint::Blobs, repository, digest).await?;
-                parse_config_platform(&body.bytes).map_err(|e| self.invalid(repository, digest, &e))
-            })
+        self.config(repository, digest)
             .await
-            .map_err(|e| FetchError::clone(&e))
+            .map(|config| config.platform)
     }
 
     fn invalid(&self, repository: &str, digest: &str, error: &dyn std::fmt::Display) -> FetchError {

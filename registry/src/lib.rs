@@ -32,8 +32,8 @@ mod transport;
 pub use client::{Fetched, FetchedContent, RegistryClient, content_of};
 pub use error::FetchError;
 pub use manifest::{
-    Descriptor, MANIFEST_ACCEPT, Manifest, ManifestError, ManifestKind, Platform,
-    parse_config_platform, parse_manifest,
+    Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestError, ManifestKind, Platform,
+    parse_config, parse_config_platform, parse_manifest,
 };
 
 use anyhow::{Context, bail};

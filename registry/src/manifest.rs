@@ -5,6 +5,7 @@
 //! Unknown fields are ignored; a known field with the wrong shape is an error.
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 pub use regstat_shared::content::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, SCHEMA1, SCHEMA1_SIGNED,
 };
@@ -360,14 +361,30 @@ fn schema1(media_type: &str, value: Value) -> Result<Manifest, ManifestError> {
     })
 }
 
-/// Reads `os`, `architecture` and `variant` from an image config blob. `None` when it states
-/// none of them (artifact configs such as the OCI empty `{}`).
-pub fn parse_config_platform(bytes: &[u8]) -> Result<Option<Platform>, ManifestError> {
+/// What regstat reads from an image config blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageConfig {
+    /// `os`, `architecture` and `variant`; `None` when it states none of them (artifact
+    /// configs such as the OCI empty `{}`).
+    pub platform: Option<Platform>,
+    /// `created`, when it is a real time: absent, unparseable, and the placeholder times of
+    /// reproducible builds (the Unix epoch, 1980-01-01) are `None`.
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// Creation times up to this one are placeholders, not when the image was built: reproducible
+/// builds write the Unix epoch (`SOURCE_DATE_EPOCH=0`: ko, Bazel, Nix) or the zip epoch
+/// 1980-01-01 (Buildpacks).
+const PLACEHOLDER_CREATED_UNTIL: &str = "1980-01-01T00:00:01Z";
+
+/// Reads [`ImageConfig`] from an image config blob.
+pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
     #[derive(Deserialize)]
     struct RawConfig {
         os: Option<String>,
         architecture: Option<String>,
         variant: Option<String>,
+        created: Option<Value>,
     }
     let value: Value = serde_json::from_slice(bytes)?;
     if !value.is_object() {
@@ -376,7 +393,24 @@ pub fn parse_config_platform(bytes: &[u8]) -> Result<Option<Platform>, ManifestE
         ));
     }
     let raw: RawConfig = serde_json::from_value(value)?;
-    Ok(platform(raw.os, raw.architecture, raw.variant))
+    let placeholder_until = DateTime::parse_from_rfc3339(PLACEHOLDER_CREATED_UNTIL).ok();
+    let created = raw
+        .created
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .filter(|created| placeholder_until.is_some_and(|until| *created >= until))
+        .map(|created| created.with_timezone(&Utc));
+    Ok(ImageConfig {
+        platform: platform(raw.os, raw.architecture, raw.variant),
+        created,
+    })
+}
+
+/// Reads `os`, `architecture` and `variant` from an image config blob ([`parse_config`]'s
+/// platform).
+pub fn parse_config_platform(bytes: &[u8]) -> Result<Option<Platform>, ManifestError> {
+    parse_config(bytes).map(|config| config.platform)
 }
 
 /// The signed payload of a schema1 `prettyjws` manifest, which is what its digest covers: the

@@ -115,6 +115,8 @@ pub struct Content {
     pub artifact_type: Option<String>,
     /// OCI `subject` digest.
     pub subject_digest: Option<String>,
+    /// When the image was built, as its config states (`created`, placeholders left out).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
     /// Config, layers, children, subject.
     pub references: Vec<Reference>,
 }
@@ -130,6 +132,7 @@ impl Content {
             variant: None,
             artifact_type: None,
             subject_digest: None,
+            created: None,
             references: Vec::new(),
         }
     }

@@ -484,3 +484,27 @@ fn shapes_from_the_real_registry_fixtures() {
         "only {checked} manifests with references in the fixtures"
     );
 }
+
+#[test]
+fn config_created() {
+    let created = |value: serde_json::Value| {
+        let config = json!({"architecture": "amd64", "os": "linux", "created": value});
+        parse_config(&bytes(&config)).expect("parse").created
+    };
+    assert_eq!(
+        created(json!("2024-05-01T12:00:00.123456789Z")).map(|t| t.to_rfc3339()),
+        Some("2024-05-01T12:00:00.123456789+00:00".to_owned())
+    );
+    assert_eq!(
+        created(json!("2024-05-01T14:00:00+02:00")).map(|t| t.to_rfc3339()),
+        Some("2024-05-01T12:00:00+00:00".to_owned())
+    );
+    // Reproducible builds' placeholders, and what is not a time, are no creation time.
+    assert_eq!(created(json!("1970-01-01T00:00:00Z")), None);
+    assert!(created(json!("1980-01-01T00:00:01Z")).is_some());
+    assert_eq!(created(json!("1980-01-01T00:00:00Z")), None);
+    assert_eq!(created(json!("yesterday")), None);
+    assert_eq!(created(json!(1714564800)), None);
+    let without = parse_config(br#"{"os": "linux"}"#).expect("parse");
+    assert_eq!(without.created, None);
+}

@@ -137,11 +137,11 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
         "INSERT INTO regstat.manifests AS m (registry, repository, digest, media_type, size,
              first_pushed_at, last_pushed_at, last_pulled_at, pull_count, system_pull_count,
              config_digest, os, architecture, variant, artifact_type, subject_digest,
-             fetch_status, seen_at, first_seen_at)
+             fetch_status, seen_at, first_seen_at, created_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
              $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int8[],
              $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-             $17::text[], $18::timestamptz[], $19::timestamptz[])
+             $17::text[], $18::timestamptz[], $19::timestamptz[], $20::timestamptz[])
          ON CONFLICT (registry, repository, digest) DO UPDATE SET
              media_type = GREATEST(m.media_type, EXCLUDED.media_type),
              size = GREATEST(m.size, EXCLUDED.size),
@@ -158,6 +158,7 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
              variant = COALESCE(m.variant, EXCLUDED.variant),
              artifact_type = COALESCE(m.artifact_type, EXCLUDED.artifact_type),
              subject_digest = COALESCE(m.subject_digest, EXCLUDED.subject_digest),
+             created_at = COALESCE(m.created_at, EXCLUDED.created_at),
              fetch_status = CASE
                  WHEN regstat.fetch_rank(EXCLUDED.fetch_status) > regstat.fetch_rank(m.fetch_status)
                  THEN EXCLUDED.fetch_status ELSE m.fetch_status END",
@@ -183,6 +184,7 @@ async fn manifests(tx: &mut Tx<'_>, c: &Changes) -> Result<(), sqlx::Error> {
     }))
     .bind(column(m, |_, v| v.seen_at))
     .bind(column(m, |_, v| v.first_seen_at))
+    .bind(column(m, |_, v| v.content.as_ref().and_then(|c| c.created)))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -72,6 +72,7 @@ pub async fn known_contents_batch(
         variant: Option<String>,
         artifact_type: Option<String>,
         subject_digest: Option<String>,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
         role: Option<String>,
         position: Option<i32>,
         ref_digest: Option<String>,
@@ -93,7 +94,7 @@ pub async fn known_contents_batch(
     // proportional to the manifests stored, the worker's hottest statements in the benchmark.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT k.key, m.repository, m.media_type, m.size, m.config_digest, m.os,
-                m.architecture, m.variant, m.artifact_type, m.subject_digest,
+                m.architecture, m.variant, m.artifact_type, m.subject_digest, m.created_at,
                 r.role, r.position, r.digest AS ref_digest, r.media_type AS ref_media_type,
                 r.size AS ref_size, r.os AS ref_os, r.architecture AS ref_architecture,
                 r.variant AS ref_variant
@@ -134,6 +135,7 @@ pub async fn known_contents_batch(
             content.variant = r.variant;
             content.artifact_type = r.artifact_type;
             content.subject_digest = r.subject_digest;
+            content.created = r.created_at;
             Known {
                 repository: r.repository,
                 media_type: r.media_type,

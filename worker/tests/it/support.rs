@@ -32,6 +32,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// The `created` time the config of every amd64 test image states (the others state none).
+pub const AMD64_CREATED: &str = "2024-05-01T12:00:00Z";
 /// What the registry says a blob is, in every event.
 pub const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 /// Longest any one external command may run.
@@ -449,6 +451,10 @@ impl OciLayout {
         });
         if let Some(variant) = variant {
             config["variant"] = json!(variant);
+        }
+        // amd64 images state when they were built, the others do not, as real images vary.
+        if architecture == "amd64" {
+            config["created"] = json!(AMD64_CREATED);
         }
         let config = self.add_blob(config.to_string().as_bytes(), OCI_CONFIG);
         let manifest = json!({

@@ -363,26 +363,45 @@ async fn a_synced_image_has_an_age_and_a_last_use_until_it_is_pulled() {
     let setup = Setup::new().await;
     setup.push_standard().await;
     setup.sync().await;
-    let seen = |repository: &str, tag: &str| {
+    let row = |repository: &str, tag: &str, age: &str| {
         (
             repository.to_owned(),
             tag.to_owned(),
-            "first_seen".to_owned(),
+            age.to_owned(),
             "first_seen".to_owned(),
         )
     };
+    // Never pushed nor pulled while regstat listened: unused since first seen; aged by the
+    // build time the config states (amd64, and the index by its newest child), else since
+    // first seen (arm64).
     let all = vec![
-        seen("sync/app", "latest"),
-        seen("sync/app", "v1"),
-        seen("sync/app", "v2"),
-        seen("sync/multi", "latest"),
+        row("sync/app", "latest", "first_seen"),
+        row("sync/app", "v1", "created"),
+        row("sync/app", "v2", "first_seen"),
+        row("sync/multi", "latest", "created"),
     ];
-    // Never pushed nor pulled while regstat listened: aged and unused since first seen.
     assert_eq!(aged(&setup.db, "stale_images", 0).await, all);
     assert_eq!(aged(&setup.db, "unpulled_images", 0).await, all);
     assert!(
         aged(&setup.db, "unpulled_images", 1).await.is_empty(),
         "first seen today"
+    );
+    assert_eq!(
+        aged(&setup.db, "stale_images", 1).await,
+        [all[1].clone(), all[3].clone()],
+        "built in 2024 (crate::support::AMD64_CREATED)"
+    );
+    let created: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT age_at FROM regstat.report_images
+         WHERE registry = $1 AND repository = 'sync/app' AND tag = 'v1'",
+    )
+    .bind(REGISTRY)
+    .fetch_one(&setup.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        created,
+        DateTime::parse_from_rfc3339(crate::support::AMD64_CREATED).unwrap()
     );
 
     // sync/app:v1 is pulled (an event from an hour ahead, so it is used "after now").
