@@ -207,14 +207,24 @@ impl ReportArgs {
         (name, params)
     }
 
-    /// Runs the report and renders it.
+    /// Runs the report and renders it (a table of orphaned blobs ends with
+    /// [`ORPHANED_BLOBS_NOTE`]).
     pub async fn execute(&self, connection: &mut PgConnection) -> anyhow::Result<String> {
         let (name, params) = self.params();
         let (report, filters) = Report::from_params(name, &params)?;
         let rows = run(connection, &report, &filters).await?;
-        render::rows(&rows, self.format)
+        let mut output = render::rows(&rows, self.format)?;
+        if matches!(report, Report::OrphanedBlobs { .. }) && self.format == Format::Table {
+            output.push_str(ORPHANED_BLOBS_NOTE);
+        }
+        Ok(output)
     }
 }
+
+/// What a table of orphaned blobs cannot show, said under it.
+pub const ORPHANED_BLOBS_NOTE: &str = "\nOnly blobs that events reported can be orphans: a registry's API cannot list blobs no \
+manifest references, so `regstat sync` finds none. Blobs of repositories with manifests of \
+unknown content: `regstat report undetermined-blobs`.\n";
 
 #[cfg(test)]
 mod tests {
