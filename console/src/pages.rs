@@ -7,7 +7,8 @@ use crate::error::{ConsoleError, PageError};
 use crate::params::{self, Query};
 use crate::startup::AppState;
 use crate::views::{
-    bytes, digest_href, href, instant, media_type, repository_href, short_digest, time, time_or,
+    bytes, digest_href, href, instant, media_type, repository_href, short_digest, sourced, time,
+    time_or,
 };
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
@@ -628,6 +629,8 @@ async fn repository(
             Column::numeric("pulls"),
             Column::numeric("version checks"),
             Column::new("last checked"),
+            Column::new("age"),
+            Column::new("last used"),
         ],
     );
     tags.empty = "No live tag.".to_owned();
@@ -649,6 +652,8 @@ async fn repository(
             Cell::number(tag.pull_count),
             Cell::number(tag.version_checks),
             Cell::text(time(tag.last_checked_at)),
+            Cell::text(sourced(tag.age_at, tag.age_source.as_deref())),
+            Cell::text(sourced(tag.last_used_at, tag.last_used_source.as_deref())),
         ]);
     }
     let axis = last_days(days);

@@ -45,6 +45,20 @@ pub fn time(at: Option<DateTime<Utc>>) -> String {
     time_or(at, "never")
 }
 
+/// A time and what it is (`pushed`, `created`, `first_seen`, `pulled`...), e.g.
+/// `2026-11-01 00:00 UTC (built)`; unknown is "unknown", never a date.
+pub fn sourced(at: Option<DateTime<Utc>>, source: Option<&str>) -> String {
+    let what = match source {
+        Some("created") => " (built, estimated)",
+        Some("first_seen") => " (first seen)",
+        Some("pulled") => " (pulled)",
+        Some("checked") => " (checked)",
+        Some("pushed") => " (pushed)",
+        _ => "",
+    };
+    at.map_or_else(|| "unknown".to_owned(), |_| format!("{}{what}", time(at)))
+}
+
 /// A time to the second, for the activity.
 pub fn instant(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()

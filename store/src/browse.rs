@@ -239,8 +239,15 @@ pub struct TagRow {
     pub version_checks: i64,
     /// The last check.
     pub last_checked_at: Option<DateTime<Utc>>,
-    /// The latest of the last pull, the last check and the push.
+    /// The latest of the last pull, the last check and the push, else when regstat first saw
+    /// the tag.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// `pulled`, `checked`, `pushed` or `first_seen`: what [`Self::last_used_at`] is.
+    pub last_used_source: Option<String>,
+    /// Pushed, else built (as its config states), else first seen.
+    pub age_at: Option<DateTime<Utc>>,
+    /// `pushed`, `created` or `first_seen`: what [`Self::age_at`] is.
+    pub age_source: Option<String>,
 }
 
 /// The pulls of one tag of a repository on one day.
@@ -331,7 +338,8 @@ pub async fn repository(
                 i.last_pulled_at,
                 COALESCE(p.pulls_7d, 0)::bigint AS pulls_7d,
                 COALESCE(p.pulls_30d, 0)::bigint AS pulls_30d,
-                i.pull_count, i.version_checks, i.last_checked_at, i.last_used_at
+                i.pull_count, i.version_checks, i.last_checked_at, i.last_used_at,
+                i.last_used_source, i.age_at, i.age_source
          FROM regstat.report_images i
          LEFT JOIN (
              SELECT tag,
