@@ -153,15 +153,6 @@ pub(crate) fn is_not_found(error: &lapin::Error) -> bool {
     matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
-/// Where a command's configuration came from, in words: the file and how it was chosen, or
-/// the built-in defaults and the environment.
-pub fn configuration_source(file: Option<&ConfigFile>) -> String {
-    file.map_or_else(
-        || "built-in defaults and environment".to_owned(),
-        ToString::to_string,
-    )
-}
-
 /// The vhost and `host:port` of a broker URL (no credentials), for messages; the vhost is `?`
 /// and the address the whole URL, password masked, when the URL does not parse.
 pub fn broker_location(url: &str) -> (String, String) {
@@ -184,7 +175,7 @@ pub fn missing_queues_hint(amqp: &AmqpSettings, file: Option<&ConfigFile>) -> St
          started against this broker with prefix '{}', or they use other settings (this \
          command's configuration: {})",
         amqp.prefix,
-        configuration_source(file)
+        ConfigFile::describe(file)
     )
 }
 
