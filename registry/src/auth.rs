@@ -66,6 +66,55 @@ struct CachedToken {
     use_until: Instant,
 }
 
+/// Where a registry's 401 may send regstat for a token: the registry's own origin and the
+/// origins of its `token_realms`; over https unless the registry itself is plain http. A realm
+/// anywhere else is refused before any credential is sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Realms {
+    /// `scheme://host:port` of each allowed token server, the registry's first.
+    origins: Vec<String>,
+    /// Whether the registry is served over plain http (then so may its token server be).
+    plain_http: bool,
+}
+
+impl Realms {
+    /// The realms `registry` (its base URL) may name: its own origin and `token_realms`
+    /// (http(s) URLs; only their origin counts).
+    pub(crate) fn new(registry: &Url, token_realms: &[String]) -> Result<Self, String> {
+        let mut origins = vec![origin(registry)];
+        for realm in token_realms {
+            let url = Url::parse(realm)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .ok_or_else(|| format!("{realm:?} is not an http(s) URL"))?;
+            origins.push(origin(&url));
+        }
+        Ok(Self {
+            origins,
+            plain_http: registry.scheme() == "http",
+        })
+    }
+
+    /// Why regstat must not ask `realm` for a token, if it must not.
+    fn refusal(&self, realm: &Url) -> Option<String> {
+        let realm_origin = origin(realm);
+        if !self.origins.contains(&realm_origin) {
+            return Some(format!(
+                "names the token realm {realm_origin}, which is neither the registry's own \
+                 origin nor in its token_realms (add it there if it is the registry's token \
+                 server)"
+            ));
+        }
+        if realm.scheme() == "http" && !self.plain_http {
+            return Some(format!(
+                "names the token realm {realm_origin} over plain http although the registry \
+                 is served over https"
+            ));
+        }
+        None
+    }
+}
+
 /// One registry's authentication state: the scheme it uses and its cached tokens.
 pub(crate) struct Authenticator {
     /// The registry's canonical name, for messages.
@@ -74,16 +123,28 @@ pub(crate) struct Authenticator {
     credentials: Option<Credentials>,
     /// Largest token response accepted.
     max_bytes: usize,
+    /// The token servers it may ask.
+    realms: Realms,
+    /// The client token requests go through: the registry's TLS settings, no redirects.
+    http: reqwest::Client,
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<TokenKey, CachedToken>>,
 }
 
 impl Authenticator {
-    pub(crate) fn new(registry: &str, credentials: Option<Credentials>, max_bytes: usize) -> Self {
+    pub(crate) fn new(
+        registry: &str,
+        credentials: Option<Credentials>,
+        max_bytes: usize,
+        realms: Realms,
+        http: reqwest::Client,
+    ) -> Self {
         Self {
             registry: registry.to_owned(),
             credentials,
             max_bytes,
+            realms,
+            http,
             scheme: Mutex::new(Scheme::Unknown),
             tokens: Mutex::new(HashMap::new()),
         }
@@ -136,7 +197,6 @@ impl Authenticator {
     /// `scope` is used when the challenge names none.
     pub(crate) async fn answer(
         &self,
-        http: &reqwest::Client,
         challenge: Option<Challenge>,
         scope: &str,
     ) -> Result<Authorization, FetchError> {
@@ -164,9 +224,8 @@ impl Authenticator {
                 scope: challenged,
             }) => {
                 let scope = challenged.unwrap_or_else(|| scope.to_owned());
-                let (token, lifetime) = self
-                    .fetch_token(http, &realm, service.as_deref(), &scope)
-                    .await?;
+                let (token, lifetime) =
+                    self.fetch_token(&realm, service.as_deref(), &scope).await?;
                 self.remember(Scheme::Bearer {
                     realm: realm.clone(),
                     service: service.clone(),
@@ -206,11 +265,11 @@ impl Authenticator {
         }
     }
 
-    /// Gets a token from `realm`: an OAuth2 refresh-token POST with an identity token, else a
-    /// GET with Basic credentials (or anonymous). Returns the token and its lifetime.
+    /// Gets a token from `realm`, if [`Realms`] allows it: an OAuth2 refresh-token POST with an
+    /// identity token, else a GET with Basic credentials (or anonymous), never redirected.
+    /// Returns the token and its lifetime.
     async fn fetch_token(
         &self,
-        http: &reqwest::Client,
         realm: &str,
         service: Option<&str>,
         scope: &str,
@@ -224,6 +283,13 @@ impl Authenticator {
                     self.registry
                 ))
             })?;
+        if let Some(refusal) = self.realms.refusal(&url) {
+            return Err(FetchError::Denied(format!(
+                "registry {} {refusal}; no credentials were sent",
+                self.registry
+            )));
+        }
+        let http = &self.http;
         let request = match &self.credentials {
             Some(Credentials::IdentityToken(refresh_token)) => {
                 let mut form = vec![
@@ -283,6 +349,14 @@ impl Authenticator {
             {
                 return Err(FetchError::Transient(format!(
                     "{what} for registry {} answered {status}",
+                    self.registry
+                )));
+            }
+            s if s.is_redirection() => {
+                return Err(FetchError::Denied(format!(
+                    "{what} for registry {} answered {status} (a redirect): token requests \
+                     are never redirected, as they carry credentials; list the realm the \
+                     registry should name",
                     self.registry
                 )));
             }
@@ -347,7 +421,9 @@ mod tests {
 
     #[test]
     fn tokens_are_reused_until_shortly_before_expiry() {
-        let auth = Authenticator::new("main", None, 1024);
+        let registry = Url::parse("https://registry.example.com").expect("a URL");
+        let realms = Realms::new(&registry, &[]).expect("realms");
+        let auth = Authenticator::new("main", None, 1024, realms, reqwest::Client::new());
         auth.remember(Scheme::Bearer {
             realm: "http://auth/token".into(),
             service: Some("registry".into()),
@@ -374,5 +450,41 @@ mod tests {
         }
         assert!(auth.up_front("repository:b:pull").is_none(), "stale token");
         assert!(auth.up_front("repository:c:pull").is_none(), "other scope");
+    }
+
+    #[test]
+    fn token_realms_are_the_registry_and_its_listed_servers_over_https() {
+        let url = |text: &str| Url::parse(text).expect("a URL");
+        let https = Realms::new(
+            &url("https://registry.example.com:5000"),
+            &["https://auth.example.com".into()],
+        )
+        .expect("realms");
+        assert_eq!(
+            https.refusal(&url("https://registry.example.com:5000/token")),
+            None
+        );
+        assert_eq!(
+            https.refusal(&url("https://auth.example.com/token?x=1")),
+            None
+        );
+        let refused =
+            |realms: &Realms, realm: &str| realms.refusal(&url(realm)).expect("a refusal");
+        assert!(refused(&https, "https://evil.example.com/token").contains("token_realms"));
+        assert!(refused(&https, "https://auth.example.com:8443/token").contains("token_realms"));
+        assert!(refused(&https, "http://registry.example.com:5000/token").contains("token_realms"));
+        let listed_http = Realms::new(
+            &url("https://registry.example.com"),
+            &["http://auth.example.com".into()],
+        )
+        .expect("realms");
+        assert!(refused(&listed_http, "http://auth.example.com/token").contains("plain http"));
+        let plain = Realms::new(
+            &url("http://127.0.0.1:5000"),
+            &["http://127.0.0.1:5001".into()],
+        )
+        .expect("realms");
+        assert_eq!(plain.refusal(&url("http://127.0.0.1:5001/token")), None);
+        assert!(Realms::new(&url("https://r.example.com"), &["auth.example.com".into()]).is_err());
     }
 }

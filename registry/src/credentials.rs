@@ -194,6 +194,7 @@ mod tests {
             password: None,
             ca_file: None,
             insecure_skip_verify: false,
+            token_realms: vec![],
         }
     }
 

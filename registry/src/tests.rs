@@ -23,6 +23,7 @@ fn registry(name: &str, url: &str, aliases: &[&str]) -> RegistrySettings {
         password: None,
         ca_file: None,
         insecure_skip_verify: false,
+        token_realms: vec![],
     }
 }
 

@@ -2,7 +2,7 @@
 //! from an event), TLS, time and concurrency bounds, and the 401 dance. Every request the
 //! client makes (manifests, blobs, listings, `HEAD` checks) goes through [`Transport::send`].
 
-use crate::auth::{Authenticator, Authorization};
+use crate::auth::{Authenticator, Authorization, Realms};
 use crate::challenge;
 use crate::credentials::{self, Credentials};
 use crate::error::{FetchError, classify};
@@ -48,38 +48,59 @@ impl Transport {
             tracing::warn!(registry = %name, "credentials will be sent over plain http");
         }
 
-        let mut builder = reqwest::Client::builder()
-            .user_agent(format!("regstat/{}", regstat_shared::VERSION))
-            .timeout(callbacks.timeout())
-            .connect_timeout(callbacks.timeout())
-            // Blob GETs may redirect to storage; reqwest drops Authorization on any redirect
-            // to another scheme, host or port.
-            .redirect(reqwest::redirect::Policy::limited(5));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("registry `{name}`: ca_file {}", path.display()))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("registry `{name}`: ca_file {}", path.display()))?;
-            if certificates.is_empty() {
-                bail!(
-                    "registry `{name}`: ca_file {} holds no PEM certificate",
-                    path.display()
-                );
+        let certificates = match &settings.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("registry `{name}`: ca_file {}", path.display()))?;
+                let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                    .with_context(|| format!("registry `{name}`: ca_file {}", path.display()))?;
+                if certificates.is_empty() {
+                    bail!(
+                        "registry `{name}`: ca_file {} holds no PEM certificate",
+                        path.display()
+                    );
+                }
+                certificates
             }
-            builder = builder.tls_certs_merge(certificates);
-        }
+            None => Vec::new(),
+        };
         if settings.insecure_skip_verify {
             tracing::warn!(registry = %name, "TLS certificate verification is off");
-            builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder
-            .build()
-            .with_context(|| format!("registry `{name}`: building the HTTP client"))?;
+        let client = |redirect: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(format!("regstat/{}", regstat_shared::VERSION))
+                .timeout(callbacks.timeout())
+                .connect_timeout(callbacks.timeout())
+                .redirect(redirect);
+            if !certificates.is_empty() {
+                builder = builder.tls_certs_merge(certificates.clone());
+            }
+            if settings.insecure_skip_verify {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+            builder
+                .build()
+                .with_context(|| format!("registry `{name}`: building the HTTP client"))
+        };
+        // Blob GETs may redirect to storage; reqwest drops Authorization on any redirect to
+        // another scheme, host or port.
+        let http = client(reqwest::redirect::Policy::limited(5))?;
+        // Token requests carry the registry's password or refresh token: never redirected.
+        let token_http = client(reqwest::redirect::Policy::none())?;
+        let realms = Realms::new(&base, &settings.token_realms)
+            .map_err(|problem| anyhow::anyhow!("registry `{name}`: token_realms: {problem}"))?;
         Ok(Self {
             name: name.clone(),
             base,
             http,
-            auth: Authenticator::new(name, credentials, callbacks.max_document_bytes),
+            auth: Authenticator::new(
+                name,
+                credentials,
+                callbacks.max_document_bytes,
+                realms,
+                token_http,
+            ),
             permits: Semaphore::new(callbacks.concurrency.max(1)),
             max_bytes: callbacks.max_document_bytes,
             insecure: settings.insecure_skip_verify,
@@ -152,7 +173,7 @@ impl Transport {
                             .iter()
                             .filter_map(|v| v.to_str().ok()),
                     );
-                    authorization = Some(self.auth.answer(&self.http, challenge, scope).await?);
+                    authorization = Some(self.auth.answer(challenge, scope).await?);
                     answered = true;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -218,6 +239,7 @@ mod tests {
             password: None,
             ca_file: None,
             insecure_skip_verify: false,
+            token_realms: vec![],
         }
     }
 

@@ -320,6 +320,11 @@ pub struct RegistrySettings {
     /// Skip TLS verification (test registries only).
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Token servers (`https://auth.example.com`) this registry's 401s may send regstat to,
+    /// besides the registry's own origin: a realm anywhere else is refused before any
+    /// credential is sent.
+    #[serde(default)]
+    pub token_realms: Vec<String>,
 }
 
 /// How much time one partition of the ledger covers.

@@ -61,6 +61,7 @@ pub fn settings(name: &str, url: &str) -> RegistrySettings {
         password: None,
         ca_file: None,
         insecure_skip_verify: false,
+        token_realms: vec![],
     }
 }
 

@@ -335,6 +335,8 @@ pub struct TokenPolicy {
     pub access_token_field: bool,
     /// Issue tokens the registry does not know (it will refuse them).
     pub issue_unknown_tokens: bool,
+    /// Answer every request with a 307 redirect to this URL (method and body kept).
+    pub redirect_to: Option<String>,
 }
 
 pub struct TokenServer {
@@ -414,6 +416,11 @@ async fn token_handler(
     shared.requests.lock().unwrap().push(token_request.clone());
 
     let policy = &shared.policy;
+    if let Some(target) = &policy.redirect_to {
+        return HttpResponse::TemporaryRedirect()
+            .insert_header((header::LOCATION, target.as_str()))
+            .finish();
+    }
     let allowed = if method == "POST" {
         token_request.param("grant_type") == Some("refresh_token")
             && token_request.param("refresh_token").is_some()

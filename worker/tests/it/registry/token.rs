@@ -39,6 +39,13 @@ fn with_password(url: &str, user: &str, password: &str) -> RegistrySettings {
     settings
 }
 
+/// `settings` with `tokens` as the registry's token server (`token_realms`): a test token server
+/// listens on another port, another origin than the registry's.
+fn trusting(mut settings: RegistrySettings, tokens: &TokenServer) -> RegistrySettings {
+    settings.token_realms = vec![tokens.server.url()];
+    settings
+}
+
 fn client(settings: &RegistrySettings) -> RegistryClient {
     RegistryClient::new(settings, &callbacks()).expect("registry client")
 }
@@ -56,7 +63,10 @@ async fn one_token_per_scope_serves_many_fetches() {
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (first, _, _) = add_image(&registry, "amd64");
     let (second, _, _) = add_image(&registry, "arm64");
-    let client = client(&with_password(&registry.url(), "alice", "s3cret-pw"));
+    let client = client(&trusting(
+        with_password(&registry.url(), "alice", "s3cret-pw"),
+        &tokens,
+    ));
 
     for digest in [&first, &second] {
         let fetched = client
@@ -127,16 +137,19 @@ async fn access_token_anonymous_and_identity_token_variants() {
     });
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    client(&with_password(&registry.url(), "alice", "s3cret-pw"))
-        .manifest("lab/app", &digest)
-        .await
-        .expect("with an access_token answer");
+    client(&trusting(
+        with_password(&registry.url(), "alice", "s3cret-pw"),
+        &tokens,
+    ))
+    .manifest("lab/app", &digest)
+    .await
+    .expect("with an access_token answer");
 
     // Anonymous: a token server giving tokens to everyone, asked without credentials.
     let tokens = TokenServer::start(TokenPolicy::default());
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    client(&settings("public", &registry.url()))
+    client(&trusting(settings("public", &registry.url()), &tokens))
         .manifest("library/alpine", &digest)
         .await
         .expect("anonymously");
@@ -159,7 +172,7 @@ async fn access_token_anonymous_and_identity_token_variants() {
     std::fs::write(&path, docker_config.to_string()).expect("write the docker config");
     let mut from_file = settings("tokens", &registry.url());
     from_file.docker_config = Some(path);
-    client(&from_file)
+    client(&trusting(from_file, &tokens))
         .manifest("lab/app", &digest)
         .await
         .expect("with an identity token");
@@ -187,10 +200,13 @@ async fn refused_credentials_or_tokens_are_denied() {
     let tokens = TokenServer::start(alice());
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    let error = client(&with_password(&registry.url(), "alice", "wrong-pw"))
-        .manifest("lab/app", &digest)
-        .await
-        .expect_err("a wrong password");
+    let error = client(&trusting(
+        with_password(&registry.url(), "alice", "wrong-pw"),
+        &tokens,
+    ))
+    .manifest("lab/app", &digest)
+    .await
+    .expect_err("a wrong password");
     assert!(matches!(error, FetchError::Denied(_)), "{error:?}");
     assert!(
         !format!("{error} {error:?}").contains("wrong-pw"),
@@ -205,10 +221,13 @@ async fn refused_credentials_or_tokens_are_denied() {
     });
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    let error = client(&with_password(&registry.url(), "alice", "s3cret-pw"))
-        .manifest("lab/app", &digest)
-        .await
-        .expect_err("a refused token");
+    let error = client(&trusting(
+        with_password(&registry.url(), "alice", "s3cret-pw"),
+        &tokens,
+    ))
+    .manifest("lab/app", &digest)
+    .await
+    .expect_err("a refused token");
     assert!(matches!(error, FetchError::Denied(_)), "{error:?}");
     assert!(!format!("{error:?}").contains("tok-"), "{error:?}");
     assert_eq!(tokens.requests().len(), 1);
@@ -239,11 +258,14 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
             .insert(config_digest.clone(), config);
         *registry.state.blob_redirect.lock().unwrap() =
             Some(format!("{}/storage", storage.server.url()));
-        let platform = client(&with_password(&registry.url(), "alice", "s3cret-pw"))
-            .config_platform("lab/app", &config_digest)
-            .await
-            .expect("the config through the redirect")
-            .expect("a platform");
+        let platform = client(&trusting(
+            with_password(&registry.url(), "alice", "s3cret-pw"),
+            &tokens,
+        ))
+        .config_platform("lab/app", &config_digest)
+        .await
+        .expect("the config through the redirect")
+        .expect("a platform");
         assert_eq!(platform.architecture.as_deref(), Some("riscv64"));
         // The registry did get credentials...
         assert!(
@@ -277,7 +299,10 @@ async fn a_challenge_from_a_redirect_target_is_not_answered() {
             .add(&config_digest, "application/octet-stream", &config);
         *registry.state.blob_redirect.lock().unwrap() =
             Some(format!("{}/v2/lab/app/blobs", elsewhere.url()));
-        let client = client(&with_password(&registry.url(), "alice", "s3cret-pw"));
+        let client = client(&trusting(
+            with_password(&registry.url(), "alice", "s3cret-pw"),
+            &tokens,
+        ));
         // Authenticated (for the private registry) before the blob is asked for.
         client
             .manifest("lab/app", &manifest_digest)
@@ -299,4 +324,67 @@ async fn a_challenge_from_a_redirect_target_is_not_answered() {
     let seen = elsewhere.state.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
+}
+
+/// A 401 naming a token server that is neither the registry's origin nor in its
+/// `token_realms` (a spoofed or compromised challenge) gets nothing: no request, no password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_realm_the_registry_does_not_list_gets_nothing() {
+    let tokens = TokenServer::start(alice());
+    let registry = FakeRegistry::start(tokens.registry_auth());
+    let (digest, _, _) = add_image(&registry, "amd64");
+    let error = client(&with_password(&registry.url(), "alice", "s3cret-pw"))
+        .manifest("lab/app", &digest)
+        .await
+        .expect_err("an unlisted realm");
+    assert!(matches!(error, FetchError::Denied(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("token_realms") && message.contains(&tokens.server.url()),
+        "{message}"
+    );
+    let asked = tokens.requests();
+    assert!(asked.is_empty(), "the unlisted realm was asked: {asked:?}");
+}
+
+/// A token server that redirects is not followed: the refresh token (a POST body, which a 307
+/// would carry along) never reaches the redirect's target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_are_never_redirected() {
+    let elsewhere = TokenServer::start(TokenPolicy {
+        refresh_token: Some("refresh-me-secret".into()),
+        ..TokenPolicy::default()
+    });
+    let tokens = TokenServer::start(TokenPolicy {
+        redirect_to: Some(elsewhere.realm()),
+        ..TokenPolicy::default()
+    });
+    let registry = FakeRegistry::start(tokens.registry_auth());
+    let (digest, _, _) = add_image(&registry, "amd64");
+    let host = registry.server.addr.to_string();
+    let dir = std::env::temp_dir().join(regstat_shared::testkit::unique_name("docker-config"));
+    std::fs::create_dir_all(&dir).expect("create the config directory");
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let path = dir.join("config.json");
+    let docker_config = json!({"auths": {host: {"auth": "PHRva2VuPjo=",
+                                                  "identitytoken": "refresh-me-secret"}}});
+    std::fs::write(&path, docker_config.to_string()).expect("write the docker config");
+    let mut settings = settings("tokens", &registry.url());
+    settings.docker_config = Some(path);
+    let error = client(&trusting(settings, &tokens))
+        .manifest("lab/app", &digest)
+        .await
+        .expect_err("a redirecting token server");
+    assert!(matches!(error, FetchError::Denied(_)), "{error:?}");
+    assert!(error.to_string().contains("never redirected"), "{error}");
+    assert_eq!(
+        tokens.requests().len(),
+        1,
+        "the listed realm was asked once"
+    );
+    let followed = elsewhere.requests();
+    assert!(
+        followed.is_empty(),
+        "the redirect was followed: {followed:?}"
+    );
 }
