@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// Token lifetime when the token server does not say (the token spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest a token is kept, whatever the token server says: an `expires_in` near `u64::MAX`
+/// would overflow the clock arithmetic, and a day is longer than any real token lives.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Most tokens kept per registry (one per repository scope); expired ones go first.
 const MAX_TOKENS: usize = 1024;
 
@@ -251,8 +254,12 @@ impl Authenticator {
     }
 
     fn store(&self, key: TokenKey, token: SecretString, lifetime: Duration) {
+        let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
         let margin = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
-        let use_until = Instant::now() + lifetime.saturating_sub(margin);
+        let now = Instant::now();
+        let use_until = now
+            .checked_add(lifetime.saturating_sub(margin))
+            .unwrap_or(now);
         if let Ok(mut tokens) = self.tokens.lock() {
             if tokens.len() >= MAX_TOKENS {
                 let now = Instant::now();
@@ -394,7 +401,9 @@ fn parse_token(body: &[u8]) -> Option<(SecretString, Duration)> {
     let lifetime = response
         .expires_in
         .filter(|&s| s > 0)
-        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        .map_or(DEFAULT_TOKEN_LIFETIME, |secs| {
+            Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME)
+        });
     Some((token, lifetime))
 }
 

@@ -337,6 +337,8 @@ pub struct TokenPolicy {
     pub issue_unknown_tokens: bool,
     /// Answer every request with a 307 redirect to this URL (method and body kept).
     pub redirect_to: Option<String>,
+    /// The `expires_in` of the tokens issued (default 300 s).
+    pub expires_in: Option<u64>,
 }
 
 pub struct TokenServer {
@@ -444,5 +446,6 @@ async fn token_handler(
     } else {
         "token"
     };
-    HttpResponse::Ok().json(serde_json::json!({field: token, "expires_in": 300}))
+    let expires_in = policy.expires_in.unwrap_or(300);
+    HttpResponse::Ok().json(serde_json::json!({field: token, "expires_in": expires_in}))
 }

@@ -388,3 +388,28 @@ async fn token_requests_are_never_redirected() {
         "the redirect was followed: {followed:?}"
     );
 }
+
+/// A token server answering an `expires_in` near `u64::MAX` (a bug or an attack) used to
+/// overflow `Instant + Duration` and panic the worker: the lifetime is clamped, the fetch
+/// succeeds, and the token is reused like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_token_lifetime_is_clamped() {
+    let tokens = TokenServer::start(TokenPolicy {
+        expires_in: Some(u64::MAX),
+        ..alice()
+    });
+    let registry = FakeRegistry::start(tokens.registry_auth());
+    let (first, _, _) = add_image(&registry, "amd64");
+    let (second, _, _) = add_image(&registry, "arm64");
+    let client = client(&trusting(
+        with_password(&registry.url(), "alice", "s3cret-pw"),
+        &tokens,
+    ));
+    for digest in [&first, &second] {
+        client
+            .manifest("lab/app", digest)
+            .await
+            .expect("a manifest, whatever the token's lifetime");
+    }
+    assert_eq!(tokens.requests().len(), 1, "the token was kept");
+}
