@@ -52,8 +52,16 @@ impl Application {
         let tls = tls::server_config(&settings.receiver)?;
         let auth = Authenticator::new(&settings.receiver.tokens, &settings.receiver.basic);
         if auth.is_open() {
+            if !settings.receiver.allow_anonymous {
+                anyhow::bail!(
+                    "no receiver.tokens or receiver.basic configured: refusing to accept \
+                     notifications from anyone; configure credentials (and the registry's \
+                     Authorization header), or set receiver.allow_anonymous = true"
+                );
+            }
             tracing::warn!(
-                "no receiver.tokens or receiver.basic configured: accepting unauthenticated notifications"
+                "no receiver.tokens or receiver.basic configured and receiver.allow_anonymous \
+                 is true: accepting unauthenticated notifications"
             );
         }
         let topology = Topology::from_settings(&settings.amqp);

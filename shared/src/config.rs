@@ -187,6 +187,9 @@ pub struct ReceiverSettings {
     /// Accepted basic credentials (tables, or `user:password,...` as the environment gives it).
     #[serde(deserialize_with = "comma_separated")]
     pub basic: Vec<BasicCredential>,
+    /// Accept notifications without credentials when none are configured (it refuses to
+    /// start without credentials otherwise).
+    pub allow_anonymous: bool,
     /// Retry-After seconds on 503.
     pub retry_after_secs: u32,
     /// PEM certificate chain for HTTPS (empty: plain HTTP).
@@ -570,8 +573,10 @@ trait ListItem: Sized {
 }
 
 impl ListItem for SecretString {
+    /// A token, trimmed: `"a, b"` and a value ending in a newline (a file read into the
+    /// environment) give `a` and `b`.
     fn from_text(text: &str) -> Result<Self, String> {
-        Ok(SecretString::from(text))
+        Ok(SecretString::from(text.trim()))
     }
 }
 

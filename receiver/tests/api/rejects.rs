@@ -77,12 +77,23 @@ async fn basic_credentials_are_accepted() {
     app.stop().await;
 }
 
+/// Without credentials the receiver refuses to start: an open webhook lets anyone write the
+/// registry's history. Allowed explicitly, it accepts anyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_configured_credentials_the_receiver_is_open() {
+async fn without_configured_credentials_the_receiver_is_open_only_when_allowed() {
     let broker = regstat_shared::testkit::TestBroker::new().await;
     let mut settings =
         crate::helpers::settings(&broker.prefix, &regstat_shared::testkit::amqp_url(), &[]);
     settings.receiver.tokens.clear();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = regstat_receiver::Application::build_with_listener(&settings, listener)
+        .err()
+        .expect("no credentials and allow_anonymous false: refused");
+    assert!(
+        refused.to_string().contains("receiver.allow_anonymous"),
+        "{refused}"
+    );
+    settings.receiver.allow_anonymous = true;
     let app = TestApp::start(broker, &settings);
     app.wait_ready().await;
     let response = app

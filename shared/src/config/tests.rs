@@ -445,3 +445,9 @@ fn basic_credentials_come_from_the_environment_as_user_password_pairs() {
     let error = load(None, &[("REGSTAT__CONSOLE__BASIC", "no-password")]).unwrap_err();
     assert!(error.to_string().contains("user:password"), "{error}");
 }
+
+#[test]
+fn tokens_from_the_environment_are_trimmed() {
+    let settings = load(None, &[("REGSTAT__RECEIVER__TOKENS", "a, b\n")]).unwrap();
+    assert_eq!(tokens(&settings), ["a", "b"]);
+}

@@ -38,6 +38,8 @@ fn env(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Vec<(String,
         ("REGSTAT__AMQP__PREFIX".into(), broker.prefix.clone()),
         ("REGSTAT__RECEIVER__LISTEN".into(), "127.0.0.1:0".into()),
         ("REGSTAT__RECEIVER__HTTP_WORKERS".into(), "1".into()),
+        // Most tests post without credentials; those that need them set receiver.tokens.
+        ("REGSTAT__RECEIVER__ALLOW_ANONYMOUS".into(), "true".into()),
         ("REGSTAT__TELEMETRY__FILTER".into(), "warn".into()),
         ("REGSTAT__WORKER__LISTEN".into(), "127.0.0.1:0".into()),
     ];
