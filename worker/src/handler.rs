@@ -150,11 +150,42 @@ pub async fn handle_batch(
 }
 
 /// Calls registries back for the manifests pushed in this batch that are not recorded yet.
+/// Only real unavailability holds the batch: if the database rejects the lookups for another
+/// reason (an event it cannot even look up, such as an id with a NUL byte), they are made
+/// event by event, and an event whose own lookup is rejected is dead-lettered with the reason.
 async fn learn_contents(
     ctx: &Context,
     pending: &mut [Pending],
     outcomes: &mut [Outcome],
 ) -> Result<(), Unavailable> {
+    match learn(ctx, pending, outcomes).await {
+        Ok(()) => return Ok(()),
+        Err(error) if db::is_transient(&error) => return Err(Unavailable(error)),
+        Err(error) => {
+            tracing::warn!(%error, events = pending.len(), "database rejected the content lookups; making them event by event");
+        }
+    }
+    for i in 0..pending.len() {
+        match learn(ctx, &mut pending[i..=i], outcomes).await {
+            Ok(()) => {}
+            Err(error) if db::is_transient(&error) => return Err(Unavailable(error)),
+            Err(error) => {
+                outcomes[pending[i].position] = Outcome::DeadLetter(Reason::new(
+                    "database_rejected",
+                    format!("database rejected the event: {error}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`learn_contents`] for `pending`, failing with the database's error.
+async fn learn(
+    ctx: &Context,
+    pending: &mut [Pending],
+    outcomes: &mut [Outcome],
+) -> Result<(), sqlx::Error> {
     let wanted: Vec<&str> = pending
         .iter()
         .filter(|p| callbacks::needs_content(&p.event))
@@ -164,8 +195,7 @@ async fn learn_contents(
         return Ok(());
     }
     let recorded: HashSet<String> = ledger::recorded(&ctx.pool, &wanted)
-        .await
-        .map_err(Unavailable)?
+        .await?
         .into_iter()
         .collect();
     let needed: Vec<(&Pending, Resolved<'_>)> = pending
@@ -191,9 +221,7 @@ async fn learn_contents(
         .collect();
     let wanted: Vec<Wanted<'_>> = targets.iter().map(|(_, w)| *w).collect();
     let mut known: Vec<Option<Known>> = vec![None; needed.len()];
-    let found = regstat_store::model::known_contents_batch(&ctx.pool, &wanted)
-        .await
-        .map_err(Unavailable)?;
+    let found = regstat_store::model::known_contents_batch(&ctx.pool, &wanted).await?;
     for ((i, _), content) in targets.iter().zip(found) {
         known[*i] = content;
     }

@@ -263,3 +263,34 @@ async fn exhausted_and_permanent_failures_are_dead_lettered_with_the_reason() {
     assert_eq!(letters[1].data, manifest_push("push-1", &host, &digest));
     assert_eq!(db.ledger_len().await, 0);
 }
+
+/// An event the database cannot even look up (an id with a NUL byte, published straight to
+/// the exchange) is dead-lettered with the database's reason; the rest of its batch is
+/// recorded. It used to count as "database unavailable" while learning manifest contents and
+/// held the whole batch, and the manifests queue behind it, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_in_the_callback_path_is_dead_lettered_alone() {
+    use regstat_worker::handler::{Context, Incoming, Outcome, handle_batch};
+    let db = TestDb::new().await;
+    let broker = TestBroker::new().await;
+    let settings = crate::helpers::settings(&db, &broker, &[]);
+    let context = Context::new(db.pool.clone(), &settings).unwrap();
+    let message = |body: Vec<u8>| Incoming {
+        body,
+        correlation_id: None,
+        received_at: None,
+    };
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let poison = message(manifest_push("poison\u{0}id", "elsewhere:5000", &digest));
+    let good = message(manifest_push("good-id", "elsewhere:5000", &digest));
+    let (outcomes, summary) = handle_batch(&context, &[poison, good])
+        .await
+        .expect("not held as if the database were unavailable");
+    match &outcomes[0] {
+        Outcome::DeadLetter(reason) => assert_eq!(reason.kind, "database_rejected", "{reason:?}"),
+        other => panic!("the poison event: {other:?}"),
+    }
+    assert_eq!(outcomes[1], Outcome::Ack);
+    assert_eq!(summary.stored, 1);
+    assert!(recorded(&db, "good-id").await);
+}
