@@ -25,8 +25,9 @@ WHERE NOT EXISTS (
       AND m.fetch_status NOT IN ('fetched', 'from_event'));
 
 -- Blobs no manifest of known content references, in repositories where some live manifest's
--- content is unknown: `unknown_manifests` of them, and why (the most common status among
--- them). Not cached: it matters where callbacks are not configured, and is read rarely.
+-- content is unknown: `unknown_manifests` of them (counted once per repository), and why (the
+-- most common status among them). Not cached: it matters where callbacks are not configured,
+-- and is read rarely.
 CREATE VIEW regstat.undetermined_blobs AS
 SELECT b.registry, b.repository, b.digest, b.size, b.last_pushed_at,
        u.unknown_manifests,
@@ -36,12 +37,13 @@ SELECT b.registry, b.repository, b.digest, b.size, b.last_pushed_at,
            ELSE 'manifest content never read (seen only by sync, pulls or deletes); run regstat sync with a [[registries]] entry'
        END AS reason
 FROM regstat.live_blobs b
-JOIN LATERAL (
-    SELECT count(*) AS unknown_manifests, mode() WITHIN GROUP (ORDER BY m.fetch_status) AS status
+JOIN (
+    SELECT m.registry, m.repository, count(*) AS unknown_manifests,
+           mode() WITHIN GROUP (ORDER BY m.fetch_status) AS status
     FROM regstat.live_manifests m
-    WHERE m.registry = b.registry AND m.repository = b.repository
-      AND m.fetch_status NOT IN ('fetched', 'from_event')
-) u ON u.unknown_manifests > 0
+    WHERE m.fetch_status NOT IN ('fetched', 'from_event')
+    GROUP BY m.registry, m.repository
+) u ON u.registry = b.registry AND u.repository = b.repository
 WHERE NOT EXISTS (
     SELECT 1 FROM regstat.manifest_references r
     JOIN regstat.live_manifests m

@@ -119,29 +119,3 @@ $$;
 -- The cached rows, with the new columns.
 DELETE FROM regstat.image_rows;
 INSERT INTO regstat.image_rows SELECT * FROM regstat.images_live;
-
--- undetermined_blobs (migration 10), with the unknown manifests counted once per repository
--- rather than once per blob. Same columns.
-CREATE OR REPLACE VIEW regstat.undetermined_blobs AS
-SELECT b.registry, b.repository, b.digest, b.size, b.last_pushed_at,
-       u.unknown_manifests,
-       CASE u.status
-           WHEN 'no_registry' THEN 'pushed without references in the event and no [[registries]] entry to call back; set notifications.events.includereferences or add the registry'
-           WHEN 'gone' THEN 'the registry answered 404 when regstat called back for the manifest'
-           ELSE 'manifest content never read (seen only by sync, pulls or deletes); run regstat sync with a [[registries]] entry'
-       END AS reason
-FROM regstat.live_blobs b
-JOIN (
-    SELECT m.registry, m.repository, count(*) AS unknown_manifests,
-           mode() WITHIN GROUP (ORDER BY m.fetch_status) AS status
-    FROM regstat.live_manifests m
-    WHERE m.fetch_status NOT IN ('fetched', 'from_event')
-    GROUP BY m.registry, m.repository
-) u ON u.registry = b.registry AND u.repository = b.repository
-WHERE NOT EXISTS (
-    SELECT 1 FROM regstat.manifest_references r
-    JOIN regstat.live_manifests m
-      ON m.registry = r.registry AND m.repository = r.repository
-     AND m.digest = r.manifest_digest
-    WHERE r.registry = b.registry AND r.repository = b.repository
-      AND r.digest = b.digest AND r.role IN ('config', 'layer'));

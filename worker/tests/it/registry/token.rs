@@ -162,16 +162,7 @@ async fn access_token_anonymous_and_identity_token_variants() {
     });
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    let host = registry.server.addr.to_string();
-    let dir = std::env::temp_dir().join(regstat_shared::testkit::unique_name("docker-config"));
-    std::fs::create_dir_all(&dir).expect("create the config directory");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let path = dir.join("config.json");
-    let docker_config = json!({"auths": {host: {"auth": "PHRva2VuPjo=",
-                                                  "identitytoken": "refresh-me-secret"}}});
-    std::fs::write(&path, docker_config.to_string()).expect("write the docker config");
-    let mut from_file = settings("tokens", &registry.url());
-    from_file.docker_config = Some(path);
+    let (from_file, _cleanup) = with_identity_token(&registry);
     client(&trusting(from_file, &tokens))
         .manifest("lab/app", &digest)
         .await
@@ -185,6 +176,22 @@ async fn access_token_anonymous_and_identity_token_variants() {
     assert_eq!(request.param("client_id"), Some("regstat"));
     assert_eq!(request.param("service"), Some("test"));
     assert_eq!(request.param("scope"), Some("repository:lab/app:pull"));
+}
+
+/// Settings for `registry` whose credentials come from a Docker config file holding the identity
+/// token `refresh-me-secret`; the file goes when the guard drops.
+fn with_identity_token(registry: &FakeRegistry) -> (RegistrySettings, RemoveOnDrop) {
+    let host = registry.server.addr.to_string();
+    let dir = std::env::temp_dir().join(regstat_shared::testkit::unique_name("docker-config"));
+    std::fs::create_dir_all(&dir).expect("create the config directory");
+    let cleanup = RemoveOnDrop(dir.clone());
+    let path = dir.join("config.json");
+    let docker_config = json!({"auths": {host: {"auth": "PHRva2VuPjo=",
+                                                  "identitytoken": "refresh-me-secret"}}});
+    std::fs::write(&path, docker_config.to_string()).expect("write the docker config");
+    let mut settings = settings("tokens", &registry.url());
+    settings.docker_config = Some(path);
+    (settings, cleanup)
 }
 
 struct RemoveOnDrop(std::path::PathBuf);
@@ -361,16 +368,7 @@ async fn token_requests_are_never_redirected() {
     });
     let registry = FakeRegistry::start(tokens.registry_auth());
     let (digest, _, _) = add_image(&registry, "amd64");
-    let host = registry.server.addr.to_string();
-    let dir = std::env::temp_dir().join(regstat_shared::testkit::unique_name("docker-config"));
-    std::fs::create_dir_all(&dir).expect("create the config directory");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let path = dir.join("config.json");
-    let docker_config = json!({"auths": {host: {"auth": "PHRva2VuPjo=",
-                                                  "identitytoken": "refresh-me-secret"}}});
-    std::fs::write(&path, docker_config.to_string()).expect("write the docker config");
-    let mut settings = settings("tokens", &registry.url());
-    settings.docker_config = Some(path);
+    let (settings, _cleanup) = with_identity_token(&registry);
     let error = client(&trusting(settings, &tokens))
         .manifest("lab/app", &digest)
         .await

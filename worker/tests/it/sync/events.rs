@@ -160,30 +160,16 @@ async fn setup_sync(db: &TestDb, setup: &Setup) {
     assert!(report.is_complete(), "{}", report.differences_text());
 }
 
-/// A blob push event (a layer or config uploaded into `repository`), at `at`.
+/// A blob push event (a layer or config uploaded into `repository`), at `at`: a manifest push
+/// without tag, with the media type distribution gives every blob.
 fn blob_push(host: &str, repository: &str, digest: &str, size: i64, at: DateTime<Utc>) -> Incoming {
-    let event = json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "timestamp": at.to_rfc3339(),
-        "action": "push",
-        "target": {
-            "mediaType": crate::support::BLOB_MEDIA_TYPE,
-            "size": size,
-            "digest": digest,
-            "length": size,
-            "repository": repository,
-            "url": format!("http://{host}/v2/{repository}/blobs/{digest}"),
-        },
-        "request": {
-            "id": uuid::Uuid::new_v4().to_string(),
-            "addr": "127.0.0.1:40000",
-            "host": host,
-            "method": "PUT",
-            "useragent": "skopeo/1.9.3",
-        },
-        "actor": {},
-        "source": {"addr": "registry:5000", "instanceID": "sync-test"},
-    });
+    let size = u64::try_from(size).unwrap();
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&push(host, repository, "", digest, size, at).body).unwrap();
+    let target = &mut event["target"];
+    target["mediaType"] = json!(crate::support::BLOB_MEDIA_TYPE);
+    target["url"] = json!(format!("http://{host}/v2/{repository}/blobs/{digest}"));
+    target.as_object_mut().unwrap().remove("tag");
     Incoming {
         body: event.to_string().into_bytes(),
         correlation_id: None,
