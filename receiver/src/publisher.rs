@@ -5,6 +5,12 @@
 //! the topology, and reconnects with capped exponential backoff whenever the connection or
 //! channel fails; while it is down [`Publisher::publish`] fails at once, so the receiver
 //! answers 503 and the registry retries.
+//!
+//! While the broker blocks publishers (a memory or disk alarm: RabbitMQ stops reading from
+//! publishing connections and says `connection.blocked`), a publish fails at once too, with
+//! nothing handed to the connection; a publish whose messages cannot be written within
+//! `receiver.blocked_answer_ms` (the alarm not announced yet, a stalled socket) fails then. The
+//! whole publish, writing and confirmation, is bounded by `amqp.confirm_timeout_ms`.
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
@@ -55,6 +61,12 @@ pub enum PublishError {
     /// No confirmation within `amqp.confirm_timeout_ms`.
     #[error("no broker confirmation within {0:?}")]
     ConfirmTimeout(Duration),
+    /// The broker blocks publishers (memory or disk alarm); nothing was sent.
+    #[error("the broker is blocking publishers (memory or disk alarm)")]
+    Blocked,
+    /// The messages could not be written to the connection within `receiver.blocked_answer_ms`.
+    #[error("events could not be written to the broker within {0:?}")]
+    WriteTimeout(Duration),
 }
 
 /// One message to publish: an event's raw JSON and how to route it.
@@ -103,25 +115,35 @@ struct Inner {
     channel: RwLock<Option<Channel>>,
     /// Set while the broker has blocked publishing (memory or disk alarm).
     blocked: AtomicBool,
+    /// Wakes publishes waiting on the broker when it blocks publishing.
+    became_blocked: Notify,
     /// Wakes the supervisor to check the link after a failed publish.
     suspect: Notify,
     exchange: String,
+    /// Longest wait for the messages to be written (`receiver.blocked_answer_ms`).
+    write_timeout: Duration,
+    /// Longest wait for the whole publish (`amqp.confirm_timeout_ms`).
     confirm_timeout: Duration,
 }
 
 impl Publisher {
     /// Starts the supervisor; it runs until `shutdown` is cancelled, then closes the connection.
+    /// A publish whose messages are not written within `write_timeout` fails.
     pub fn start(
         settings: &AmqpSettings,
+        write_timeout: Duration,
         topology: Topology,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
+        let confirm_timeout = settings.confirm_timeout();
         let inner = Arc::new(Inner {
             channel: RwLock::new(None),
             blocked: AtomicBool::new(false),
+            became_blocked: Notify::new(),
             suspect: Notify::new(),
             exchange: topology.exchange(),
-            confirm_timeout: settings.confirm_timeout(),
+            write_timeout: write_timeout.min(confirm_timeout),
+            confirm_timeout,
         });
         let supervisor = Supervisor {
             inner: inner.clone(),
@@ -148,7 +170,8 @@ impl Publisher {
     }
 
     /// Publishes every message persistently and mandatorily, and returns once the broker has
-    /// confirmed all of them. Any nack, return, error or timeout fails the whole call.
+    /// confirmed all of them. Any nack, return, error or timeout fails the whole call; while
+    /// the broker blocks publishers it fails at once, sending nothing.
     pub async fn publish(
         &self,
         messages: &[Outgoing<'_>],
@@ -156,6 +179,9 @@ impl Publisher {
         received_at_ms: i64,
     ) -> Result<(), PublishError> {
         let channel = self.current_channel().ok_or(PublishError::NotConnected)?;
+        if self.inner.blocked.load(Ordering::Relaxed) {
+            return Err(PublishError::Blocked);
+        }
         let started = Instant::now();
         let result = self
             .publish_on(&channel, messages, correlation_id, received_at_ms)
@@ -164,11 +190,24 @@ impl Publisher {
             .record(started.elapsed().as_secs_f64());
         if matches!(
             result,
-            Err(PublishError::Broker(_) | PublishError::ConfirmTimeout(_))
+            Err(PublishError::Broker(_)
+                | PublishError::ConfirmTimeout(_)
+                | PublishError::WriteTimeout(_))
         ) {
             self.inner.suspect.notify_one();
         }
         result
+    }
+
+    /// Returns once the broker blocks publishing (at once if it does now).
+    async fn blocked(&self) {
+        let notified = self.inner.became_blocked.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.inner.blocked.load(Ordering::Relaxed) {
+            return;
+        }
+        notified.await;
     }
 
     async fn publish_on(
@@ -182,22 +221,37 @@ impl Publisher {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let mut confirms = Vec::with_capacity(messages.len());
-        for message in messages {
-            let confirm = channel
-                .basic_publish(
-                    self.inner.exchange.as_str().into(),
-                    message.routing_key.as_str().into(),
-                    options,
-                    message.body,
-                    properties(message, correlation_id, received_at_ms),
-                )
-                .await?;
-            confirms.push(confirm);
-        }
-        let confirmations = tokio::time::timeout(self.inner.confirm_timeout, join_all(confirms))
-            .await
-            .map_err(|_| PublishError::ConfirmTimeout(self.inner.confirm_timeout))?;
+        let deadline = tokio::time::Instant::now() + self.inner.confirm_timeout;
+        let write = async {
+            let mut confirms = Vec::with_capacity(messages.len());
+            for message in messages {
+                let confirm = channel
+                    .basic_publish(
+                        self.inner.exchange.as_str().into(),
+                        message.routing_key.as_str().into(),
+                        options,
+                        message.body,
+                        properties(message, correlation_id, received_at_ms),
+                    )
+                    .await?;
+                confirms.push(confirm);
+            }
+            Ok::<_, lapin::Error>(confirms)
+        };
+        let confirms = tokio::select! {
+            written = tokio::time::timeout(self.inner.write_timeout, write) => written
+                .map_err(|_| PublishError::WriteTimeout(self.inner.write_timeout))??,
+            () = self.blocked() => return Err(PublishError::Blocked),
+        };
+        // RabbitMQ announces an alarm to a connection only once it publishes: the request
+        // that meets the alarm first is answered when the broker says so, not after the
+        // confirm timeout. Its messages may still be stored when the alarm clears; the
+        // registry's retry of them is then a duplicate, which the worker recognises.
+        let confirmations = tokio::select! {
+            confirmed = tokio::time::timeout_at(deadline, join_all(confirms)) => confirmed
+                .map_err(|_| PublishError::ConfirmTimeout(self.inner.confirm_timeout))?,
+            () = self.blocked() => return Err(PublishError::Blocked),
+        };
         for (message, confirmation) in messages.iter().zip(confirmations) {
             match confirmation? {
                 Confirmation::Ack(None) => {}
@@ -347,8 +401,9 @@ impl Supervisor {
                 event = events.next() => match event {
                     Some(lapin::Event::Error(error)) => return Ended::Lost(error.to_string()),
                     Some(lapin::Event::ConnectionBlocked(reason)) => {
-                        tracing::warn!(%reason, "broker blocked publishing");
+                        tracing::warn!(%reason, "broker blocked publishing; answering 503 until it unblocks");
                         self.inner.blocked.store(true, Ordering::Relaxed);
+                        self.inner.became_blocked.notify_waiters();
                     }
                     Some(lapin::Event::ConnectionUnblocked) => {
                         tracing::info!("broker unblocked publishing");

@@ -66,7 +66,12 @@ impl Application {
         }
         let topology = Topology::from_settings(&settings.amqp);
         let shutdown = CancellationToken::new();
-        let (publisher, supervisor) = Publisher::start(&settings.amqp, topology, shutdown.clone());
+        let (publisher, supervisor) = Publisher::start(
+            &settings.amqp,
+            settings.receiver_blocked_answer(),
+            topology,
+            shutdown.clone(),
+        );
         regstat_shared::metrics::handle();
 
         let state = web::Data::new(AppState {

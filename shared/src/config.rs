@@ -192,6 +192,9 @@ pub struct ReceiverSettings {
     pub allow_anonymous: bool,
     /// Retry-After seconds on 503.
     pub retry_after_secs: u32,
+    /// Longest wait for a request's events to be written to the broker connection before the
+    /// request is answered 503 (the broker blocks publishers during a memory or disk alarm).
+    pub blocked_answer_ms: u64,
     /// PEM certificate chain for HTTPS (empty: plain HTTP).
     pub tls_cert_file: String,
     /// PEM private key for HTTPS (empty: plain HTTP).
@@ -468,6 +471,9 @@ impl Settings {
         if self.amqp.confirm_timeout_ms == 0 {
             return invalid("amqp.confirm_timeout_ms", "must be above 0");
         }
+        if self.receiver.blocked_answer_ms == 0 {
+            return invalid("receiver.blocked_answer_ms", "must be above 0");
+        }
         let db_url = self.database.url.expose_secret();
         if !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
             return invalid(
@@ -553,6 +559,11 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The receiver's `blocked_answer_ms` as a duration.
+    pub fn receiver_blocked_answer(&self) -> Duration {
+        Duration::from_millis(self.receiver.blocked_answer_ms)
     }
 
     /// `receiver.listen` as an address (validated at load).

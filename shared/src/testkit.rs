@@ -2,6 +2,8 @@
 //!
 //! Tests never skip when a service is missing: they fail and say how to start it.
 
+pub mod private_node;
+
 use crate::topology::Topology;
 use lapin::options::{BasicGetOptions, BasicQosOptions, QueuePurgeOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -117,23 +119,35 @@ pub struct TestBroker {
     pub prefix: String,
     /// A channel for the test's own publishing and inspection.
     pub channel: Channel,
+    /// The broker it is declared on.
+    url: String,
     _connection: Connection,
 }
 
 impl TestBroker {
     /// Declares a fresh topology with the default settings.
     pub async fn new() -> Self {
-        let defaults = crate::config::Settings::load_with_env(None, Vec::new())
-            .expect("the built-in defaults are valid");
-        Self::with_retry_delays(&defaults.amqp.retry_delays_secs).await
+        Self::at(&amqp_url()).await
     }
 
     /// Declares a fresh topology whose retry queues have these delays (settings under test
     /// must say the same: `REGSTAT__AMQP__RETRY_DELAYS_SECS`).
     pub async fn with_retry_delays(retry_delays_secs: &[u64]) -> Self {
+        Self::declare(&amqp_url(), retry_delays_secs).await
+    }
+
+    /// Declares a fresh topology with the default settings on the broker at `url` (a
+    /// [`private_node::PrivateNode`]).
+    pub async fn at(url: &str) -> Self {
+        let defaults = crate::config::Settings::load_with_env(None, Vec::new())
+            .expect("the built-in defaults are valid");
+        Self::declare(url, &defaults.amqp.retry_delays_secs).await
+    }
+
+    async fn declare(url: &str, retry_delays_secs: &[u64]) -> Self {
         let prefix = unique_name("q");
         let topology = Topology::new(prefix.clone(), 20, retry_delays_secs);
-        let connection = connect_broker(&amqp_url()).await;
+        let connection = connect_broker(url).await;
         let channel = connection
             .create_channel()
             .await
@@ -150,6 +164,7 @@ impl TestBroker {
             topology,
             prefix,
             channel,
+            url: url.to_owned(),
             _connection: connection,
         }
     }
@@ -196,9 +211,9 @@ impl TestBroker {
 impl Drop for TestBroker {
     fn drop(&mut self) {
         let topology = self.topology.clone();
+        let url = self.url.clone();
         cleanup_on_drop(async move {
-            if let Ok(connection) =
-                Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            if let Ok(connection) = Connection::connect(&url, ConnectionProperties::default()).await
                 && let Ok(channel) = connection.create_channel().await
             {
                 let _ = topology.delete(&channel).await;

@@ -1,6 +1,7 @@
 //! The receiver's integration tests, on a real RabbitMQ.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod blocked;
 mod broker;
 mod events;
 mod helpers;
