@@ -7,6 +7,13 @@
 //! While the database is down the batch is held and retried with backoff (and the prefetch
 //! limit stops further deliveries); on shutdown an unfinished batch is left unacked, so the
 //! broker redelivers it.
+//!
+//! Retries and dead letters are published on a connection of their own: RabbitMQ blocks a
+//! connection that publishes during a memory or disk alarm (it stops reading from it, acks
+//! included), and the consumers' connection must keep acknowledging the batches that need no
+//! publish. A batch whose retries or dead letters are not confirmed within
+//! `amqp.confirm_timeout_ms` keeps waiting for them (the broker confirms once the alarm
+//! clears), unacknowledged, and readiness says the worker is stalled meanwhile.
 
 use crate::handler::{self, Context, Incoming, Outcome};
 use crate::http::{self, Readiness};
@@ -94,6 +101,14 @@ async fn stop_consuming(channel: &Channel, consumer: &Consumer) {
     }
 }
 
+/// Closes a connection, not waiting long for a broker that is gone.
+async fn close(connection: &Connection) {
+    if connection.status().connected() {
+        let closing = connection.close(200, "regstat-worker stopping".into());
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    }
+}
+
 /// Aborts a background task when the session that started it ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -127,21 +142,29 @@ impl Session<'_> {
     /// Returns `Ok` on shutdown, `Err` when the broker link fails.
     async fn run(&self, reconnects: &mut Backoff) -> Result<(), LinkError> {
         let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
-        let result = self.consume_all(&connection, reconnects).await;
+        let publishing =
+            match amqp::connect(&self.settings.amqp.url, "regstat-worker-publisher").await {
+                Ok(publishing) => publishing,
+                Err(error) => {
+                    close(&connection).await;
+                    return Err(error.into());
+                }
+            };
+        let result = self.consume_all(&connection, &publishing, reconnects).await;
         self.readiness.set_consuming(false);
-        if connection.status().connected() {
-            let closing = connection.close(200, "regstat-worker stopping".into());
-            let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
-        }
+        self.readiness.set_stalled(false);
+        close(&publishing).await;
+        close(&connection).await;
         result
     }
 
     async fn consume_all(
         &self,
         connection: &Connection,
+        publishing: &Connection,
         reconnects: &mut Backoff,
     ) -> Result<(), LinkError> {
-        let publisher = connection.create_channel().await?;
+        let publisher = publishing.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -248,7 +271,9 @@ impl Session<'_> {
                 }
             }
         };
-        self.settle(&batch, &messages, &outcomes, publisher).await?;
+        if !self.settle(&batch, &messages, &outcomes, publisher).await? {
+            return Ok(false);
+        }
         let settled = chrono::Utc::now();
         if let Some(newest) = messages.iter().filter_map(|m| m.received_at).max() {
             self.readiness.committed(queue, newest);
@@ -285,8 +310,49 @@ impl Session<'_> {
     /// headers saying why, waits for the broker to confirm them, then acknowledges the whole
     /// batch with one `multiple` ack on its last delivery (exact: this channel has one consumer
     /// and batches are settled in order). If anything fails, nothing is acked and the broker
-    /// redelivers the batch: duplicates are harmless, the ledger dedupes.
+    /// redelivers the batch: duplicates are harmless, the ledger dedupes. Returns `false` if
+    /// shutdown came while waiting for the broker (nothing acked).
     async fn settle(
+        &self,
+        batch: &[Delivery],
+        messages: &[Incoming],
+        outcomes: &[Outcome],
+        publisher: &Channel,
+    ) -> Result<bool, LinkError> {
+        let published = self.publish_failures(batch, messages, outcomes, publisher);
+        tokio::pin!(published);
+        let timeout = self.settings.amqp.confirm_timeout();
+        let confirmed = tokio::select! {
+            confirmed = tokio::time::timeout(timeout, published.as_mut()) => confirmed.ok(),
+            () = self.shutdown.cancelled() => return Ok(false),
+        };
+        let confirmed = match confirmed {
+            Some(confirmed) => confirmed,
+            None => {
+                self.readiness.set_stalled(true);
+                tracing::warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "retries or dead letters not confirmed in time (is the broker blocking \
+                     publishers?); holding the batch until they are"
+                );
+                let confirmed = tokio::select! {
+                    confirmed = published => confirmed,
+                    () = self.shutdown.cancelled() => return Ok(false),
+                };
+                self.readiness.set_stalled(false);
+                tracing::info!("retries or dead letters confirmed; the batch goes on");
+                confirmed
+            }
+        };
+        confirmed?;
+        if let Some(last) = batch.last() {
+            last.acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(true)
+    }
+
+    /// Publishes the batch's retries and dead letters and waits for the broker's confirms.
+    async fn publish_failures(
         &self,
         batch: &[Delivery],
         messages: &[Incoming],
@@ -367,9 +433,6 @@ impl Session<'_> {
                 Confirmation::Ack(None) => {}
                 other => return Err(LinkError::NotConfirmed(format!("{other:?}"))),
             }
-        }
-        if let Some(last) = batch.last() {
-            last.acker.ack(BasicAckOptions { multiple: true }).await?;
         }
         Ok(())
     }

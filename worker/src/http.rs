@@ -1,5 +1,5 @@
-//! The worker's HTTP endpoint: `/healthz` (liveness), `/readyz` (consuming, database
-//! reachable) and `/metrics` (Prometheus), plus the gauges only a poll can give: queue depths,
+//! The worker's HTTP endpoint: `/healthz` (liveness), `/readyz` (consuming, retries and dead
+//! letters confirmed in time, database reachable) and `/metrics` (Prometheus), plus the gauges only a poll can give: queue depths,
 //! consumers and ledger size.
 
 use actix_web::dev::{Server, ServerHandle};
@@ -28,6 +28,10 @@ const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Readiness {
     /// Consumers are attached to every work queue.
     consuming: AtomicBool,
+    /// Retries or dead letters have waited longer than `amqp.confirm_timeout_ms` for the
+    /// broker's confirmation (it blocks publishers, or the link stalls): the batches holding
+    /// them are not acknowledged meanwhile.
+    stalled: AtomicBool,
     /// Work queue → the newest `received_at` committed from it by this worker.
     newest: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
@@ -42,6 +46,17 @@ impl Readiness {
     /// Whether consumers are attached.
     pub fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
+    }
+
+    /// Records whether publishing retries or dead letters is stalled.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::Relaxed);
+        metrics::gauge!("regstat_worker_publish_stalled").set(if stalled { 1.0 } else { 0.0 });
+    }
+
+    /// Whether publishing retries or dead letters is stalled.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     /// Records that a batch received up to `at` was committed from `queue`.
@@ -91,13 +106,16 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(state: web::Data<State>) -> HttpResponse {
     let consuming = state.readiness.is_consuming();
+    let stalled = state.readiness.is_stalled();
     let database = regstat_store::db::ping(&state.pool, READY_DB_TIMEOUT).await;
+    let ready = consuming && !stalled && database;
     let body = json!({
-        "status": if consuming && database { "ready" } else { "not ready" },
+        "status": if ready { "ready" } else { "not ready" },
         "broker": if consuming { "consuming" } else { "not consuming" },
+        "publishing": if stalled { "stalled" } else { "confirmed" },
         "database": if database { "reachable" } else { "unreachable" },
     });
-    if consuming && database {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -5,6 +5,7 @@ use crate::helpers::{TestDb, TestWorker, settings_with_file};
 use crate::registry::fake::{Auth, Behaviour, FakeRegistry};
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use regstat_shared::testkit::private_node::PrivateNode;
 use regstat_shared::testkit::{TestBroker, eventually};
 use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
@@ -293,4 +294,98 @@ async fn a_poison_event_in_the_callback_path_is_dead_lettered_alone() {
     assert_eq!(outcomes[1], Outcome::Ack);
     assert_eq!(summary.stored, 1);
     assert!(recorded(&db, "good-id").await);
+}
+
+/// Messages of `queue` on a private node, ready or unacknowledged, as the broker's statistics
+/// say (refreshed every few seconds).
+fn messages(node: &PrivateNode, queue: &str) -> (u64, u64) {
+    let listed = node.ctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    ]);
+    let line = listed
+        .lines()
+        .find(|line| line.split('\t').next() == Some(queue))
+        .unwrap_or_else(|| panic!("queue {queue} on the private node: {listed}"));
+    let counts: Vec<u64> = line
+        .split('\t')
+        .skip(1)
+        .map(|count| count.trim().parse().unwrap())
+        .collect();
+    (counts[0], counts[1])
+}
+
+/// A broker that blocks publishers (memory alarm, on a private node) while an event needs a
+/// retry: the batch holding it waits for the broker's confirmation and readiness says the
+/// worker is stalled, while batches that need no publish are still recorded and acknowledged
+/// (retries go out on a connection of their own, so the alarm never blocks the consumers'
+/// acks). Once the alarm clears, the retry is confirmed, the event recorded and the worker
+/// ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_broker_stalls_only_the_batches_with_retries_and_readiness_says_so() {
+    let node = PrivateNode::start().await;
+    let db = TestDb::new().await;
+    let broker = TestBroker::at(&node.url()).await;
+    let registry = FakeRegistry::start(Auth::None);
+    let digest = serve_image(&registry);
+    registry.state.set_behaviour(Behaviour::Status(503));
+    let host = registry.url().trim_start_matches("http://").to_owned();
+    let url = node.url();
+    let settings = settings_with_file(
+        &db,
+        &broker,
+        &registry_config(&registry),
+        &[
+            ("REGSTAT__AMQP__URL", &url),
+            ("REGSTAT__AMQP__RETRY_DELAYS_SECS", "1"),
+            ("REGSTAT__AMQP__CONFIRM_TIMEOUT_MS", "1000"),
+            ("REGSTAT__WORKER__MAX_ATTEMPTS", "50"),
+        ],
+    );
+    publish(
+        &broker,
+        "push.manifest",
+        "push-1",
+        &manifest_push("push-1", &host, &digest),
+    )
+    .await;
+    publish(&broker, "pull.blob", "pull-1", &blob_pull("pull-1")).await;
+    node.raise_memory_alarm();
+    let worker = TestWorker::spawn(&settings);
+    let readyz = format!("{}/readyz", worker.address);
+    eventually(DEADLINE, "readiness to report the stall", || async {
+        let response = reqwest::get(&readyz).await.ok()?;
+        let body: serde_json::Value = response.json().await.ok()?;
+        (body["publishing"] == "stalled").then_some(())
+    })
+    .await;
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
+    assert!(!recorded(&db, "push-1").await);
+    // The push is held unacknowledged; the pull, queued before the alarm, is recorded and
+    // acknowledged meanwhile.
+    eventually(DEADLINE, "the push held, the pull acknowledged", || async {
+        let held = messages(&node, &broker.topology.manifest_queue()) == (0, 1);
+        let done = messages(&node, &broker.topology.ingest_queue()) == (0, 0);
+        (held && done && recorded(&db, "pull-1").await).then_some(())
+    })
+    .await;
+
+    registry.state.set_behaviour(Behaviour::Normal);
+    node.clear_memory_alarm();
+    eventually(
+        DEADLINE,
+        "the push recorded once the alarm cleared",
+        || async { recorded(&db, "push-1").await.then_some(()) },
+    )
+    .await;
+    eventually(DEADLINE, "the worker ready again", || async {
+        let status = reqwest::get(&readyz).await.ok()?.status();
+        (status == 200).then_some(())
+    })
+    .await;
+    worker.stop().await;
 }
