@@ -324,6 +324,12 @@ fn partition_name(start: DateTime<Utc>) -> String {
     }
 }
 
+/// A table of schema `regstat` as an SQL identifier, quoted: a partition an operator attached
+/// by hand may have any name (capitals, spaces, quotes), and DDL takes no parameters.
+fn qualified(name: &str) -> String {
+    format!("regstat.\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A timestamp as an SQL literal (for DDL, which takes no parameters).
 fn literal(at: DateTime<Utc>) -> String {
     format!("'{}'", at.format("%Y-%m-%d %H:%M:%S%.6f+00"))
@@ -397,8 +403,9 @@ async fn create_partition(
     let name = partition_name(start);
     let mut tx = conn.begin().await?;
     sqlx::query(AssertSqlSafe(format!(
-        "CREATE TABLE regstat.{name}
-             (LIKE regstat.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        "CREATE TABLE {}
+             (LIKE regstat.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+        qualified(&name)
     )))
     .execute(&mut *tx)
     .await?;
@@ -407,7 +414,8 @@ async fn create_partition(
              DELETE FROM regstat.{DEFAULT_PARTITION}
              WHERE received_at >= $1 AND received_at < $2
              RETURNING *)
-         INSERT INTO regstat.{name} SELECT * FROM moved"
+         INSERT INTO {} SELECT * FROM moved",
+        qualified(&name)
     )))
     .bind(start)
     .bind(end)
@@ -415,8 +423,9 @@ async fn create_partition(
     .await?
     .rows_affected();
     sqlx::query(AssertSqlSafe(format!(
-        "ALTER TABLE regstat.events ATTACH PARTITION regstat.{name}
+        "ALTER TABLE regstat.events ATTACH PARTITION {}
              FOR VALUES FROM ({}) TO ({})",
+        qualified(&name),
         literal(start),
         literal(end)
     )))
@@ -509,8 +518,8 @@ async fn plan(
 async fn execute(conn: &mut PgConnection, plan: Plan) -> anyhow::Result<PruneReport> {
     for partition in &plan.partitions {
         sqlx::query(AssertSqlSafe(format!(
-            "DROP TABLE regstat.{}",
-            partition.name
+            "DROP TABLE {}",
+            qualified(&partition.name)
         )))
         .execute(&mut *conn)
         .await

@@ -526,6 +526,42 @@ async fn an_event_older_than_the_dedupe_horizon_is_refused_rather_than_counted_t
     );
 }
 
+/// A partition an operator attached by hand may have a name that is not a plain identifier
+/// (capitals, a space, a quote): retention still drops it, as it names tables quoted.
+#[tokio::test]
+async fn prune_drops_a_hand_attached_partition_whatever_its_name() {
+    let db = TestDb::new().await;
+    let name = "Old \"Events\" 2024";
+    let quoted = "regstat.\"Old \"\"Events\"\" 2024\"";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {quoted} (LIKE regstat.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE regstat.events ATTACH PARTITION {quoted}
+             FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2024-02-01 00:00:00+00')"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(partition_names(&db).await.contains(&name.to_owned()));
+
+    let report = retention::prune_at(
+        &db.pool,
+        &settings(PartitionInterval::Month, 0),
+        90,
+        false,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let dropped: Vec<_> = report.partitions.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(dropped, [name]);
+    assert!(!partition_names(&db).await.contains(&name.to_owned()));
+}
+
 #[tokio::test]
 async fn a_prune_needs_at_least_one_day() {
     let db = TestDb::new().await;
