@@ -2,21 +2,34 @@
 //! console): `Authorization: Bearer <token>` and `Authorization: Basic
 //! <base64(user:password)>` against the configured values, compared in constant time.
 //!
+//! Only SHA-256 digests of the accepted values are kept, and a presented credential is hashed
+//! before it is compared: every comparison is of 32 bytes against 32 bytes, so its time says
+//! nothing about the accepted values' lengths (a byte-wise constant-time comparison of values
+//! of different lengths returns at once, which leaks the length).
+//!
 //! A registry sends whatever headers its endpoint configuration lists; a browser sends Basic
 //! credentials after a `WWW-Authenticate: Basic` challenge; scripts send either.
 
 use crate::config::BasicCredential;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
+
+/// The SHA-256 digest of a credential: what is kept and compared.
+type Fingerprint = [u8; 32];
+
+fn fingerprint(credential: &[u8]) -> Fingerprint {
+    Sha256::digest(credential).into()
+}
 
 /// The accepted credentials.
 pub struct Authenticator {
-    /// Accepted bearer tokens.
-    bearer: Vec<SecretString>,
-    /// Accepted basic credentials, pre-encoded as the header would carry them.
-    basic: Vec<SecretBox<str>>,
+    /// Digests of the accepted bearer tokens.
+    bearer: Vec<Fingerprint>,
+    /// Digests of the accepted basic credentials, encoded as the header would carry them.
+    basic: Vec<Fingerprint>,
 }
 
 impl Authenticator {
@@ -26,11 +39,14 @@ impl Authenticator {
             .iter()
             .map(|c| {
                 let pair = format!("{}:{}", c.username, c.password.expose_secret());
-                SecretBox::from(STANDARD.encode(pair))
+                fingerprint(STANDARD.encode(pair).as_bytes())
             })
             .collect();
         Self {
-            bearer: tokens.to_vec(),
+            bearer: tokens
+                .iter()
+                .map(|t| fingerprint(t.expose_secret().as_bytes()))
+                .collect(),
             basic,
         }
     }
@@ -51,19 +67,19 @@ impl Authenticator {
         let Some((scheme, credential)) = value.trim().split_once(' ') else {
             return false;
         };
-        let candidates: Vec<&str> = if scheme.eq_ignore_ascii_case("bearer") {
-            self.bearer.iter().map(|t| t.expose_secret()).collect()
+        let candidates = if scheme.eq_ignore_ascii_case("bearer") {
+            &self.bearer
         } else if scheme.eq_ignore_ascii_case("basic") {
-            self.basic.iter().map(|b| b.expose_secret()).collect()
+            &self.basic
         } else {
             return false;
         };
-        let credential = credential.trim().as_bytes();
+        let presented = fingerprint(credential.trim().as_bytes());
         // Check every candidate, without stopping at the first match.
         candidates
             .iter()
             .fold(subtle::Choice::from(0), |found, candidate| {
-                found | candidate.as_bytes().ct_eq(credential)
+                found | candidate.ct_eq(&presented)
             })
             .into()
     }
@@ -103,6 +119,19 @@ mod tests {
         assert!(!auth.accepts(Some(b"Basic one")));
         assert!(!auth.accepts(None));
         assert!(!auth.accepts(Some(&[0xff, 0xfe])));
+    }
+
+    /// What is kept and compared is a fixed-size digest whatever the credential's length, so
+    /// the comparison's time cannot tell a presented value's length from the accepted one's.
+    #[test]
+    fn only_fixed_size_digests_are_kept_and_compared() {
+        let long = "t".repeat(10_000);
+        let auth = authenticator(&["x", &long], &[("u", "p")]);
+        assert!(auth.bearer.iter().chain(&auth.basic).all(|d| d.len() == 32));
+        assert_eq!(auth.bearer[0], fingerprint(b"x"));
+        assert!(auth.accepts(Some(format!("Bearer {long}").as_bytes())));
+        assert!(!auth.accepts(Some(format!("Bearer {long}t").as_bytes())));
+        assert!(!auth.accepts(Some(b"Bearer xx")));
     }
 
     #[test]
