@@ -330,7 +330,8 @@ impl Event {
     /// Checks what the event names against distribution's grammar
     /// (`distribution/reference/regexp.go`, `opencontainers/go-digest`) and the pipeline's
     /// limits: the repository and mount source are repository names, the tag a tag, every
-    /// digest a digest, every size fits PostgreSQL's `bigint`, and the id fits a message id.
+    /// digest a digest, every size fits PostgreSQL's `bigint`, the id fits a message id and the
+    /// request's host fits a host name and port ([`MAX_HOST_BYTES`]).
     /// Absent values (including distribution 3.x's `""` and `0`) pass.
     pub fn check_fields(&self) -> Result<(), Invalid> {
         if let Some(id) = &self.id
@@ -338,6 +339,7 @@ impl Event {
         {
             return Err(Invalid::IdTooLong(id.len()));
         }
+        check("request.host", self.request.host.as_deref(), host_problem)?;
         let Some(target) = &self.target else {
             return Ok(());
         };
@@ -355,6 +357,7 @@ impl Event {
         check("target.digest", target.digest.as_deref(), digest_problem)?;
         check_size("target.size", target.size)?;
         check_size("target.length", target.length)?;
+
         for (index, reference) in target.references.iter().enumerate() {
             check(
                 &format!("target.references[{index}].digest"),
@@ -532,6 +535,17 @@ fn check(
             problem,
         }),
     }
+}
+
+/// Longest `request.host`: a DNS name (253 bytes) and a port (`:65535`). The host becomes the
+/// registry's name in every table and index when no configured registry claims it, and a
+/// B-tree index entry holds at most about 2.7 kB: a host of a few kB cannot be stored (it was
+/// dead-lettered by the database), and nothing longer than a host name and port is a real one.
+pub const MAX_HOST_BYTES: usize = 259;
+
+/// What is wrong with a `request.host`, if anything.
+fn host_problem(host: &str) -> Option<&'static str> {
+    (host.len() > MAX_HOST_BYTES).then_some("is longer than the 259 bytes of a host name and port")
 }
 
 /// Sizes land in PostgreSQL `bigint` columns.

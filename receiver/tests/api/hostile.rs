@@ -581,6 +581,21 @@ fn corpus() -> Vec<Case> {
         )
         .published(&[("pull.blob", &"i".repeat(255))])
         .quarantined(&[(None, "300 bytes long, over the 255")]),
+        case(
+            "a request host longer than a host name and port",
+            envelope(&[
+                pull("host-fine").replace(
+                    r#""method": "GET""#,
+                    &format!(r#""method": "GET", "host": "{}:5000""#, "h".repeat(253)),
+                ),
+                pull("host-long").replace(
+                    r#""method": "GET""#,
+                    &format!(r#""method": "GET", "host": "{}""#, "h".repeat(3000)),
+                ),
+            ]),
+        )
+        .published(&[("pull.blob", "host-fine")])
+        .quarantined(&[(Some("host-long"), "request.host")]),
         // ---- Never lose a valid event that came in the same request.
         case(
             "valid events among every kind of broken one",
