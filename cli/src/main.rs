@@ -2,8 +2,10 @@
 //! and the store; this file parses arguments, asks for confirmation and prints.
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use regstat_cli::admin::dlq::{self, DeadLetterQueue, Selection};
+use regstat_cli::admin::letter::DeadLetter;
 use regstat_cli::admin::{self, output, status};
 use regstat_cli::doctor;
 use regstat_cli::render::{self, Format};
@@ -256,19 +258,35 @@ async fn dead_letters(settings: &Settings, command: DlqCommand) -> anyhow::Resul
              pass --yes to delete without asking"
         );
     }
+    let horizon = match &command {
+        DlqCommand::Replay { .. } => dedupe_horizon(settings).await?,
+        _ => None,
+    };
     let topology = Topology::from_settings(&settings.amqp);
     let connection = admin::connect_broker(&settings.amqp)
         .await
         .context("opening the dead-letter queue")?;
-    let result = run_dlq(&connection, &topology, command).await;
+    let result = run_dlq(&connection, &topology, command, horizon).await;
     admin::close_broker(&connection).await;
     result
+}
+
+/// The dedupe horizon, which `dlq replay` must respect (docs/MODEL.md, "Ledger retention").
+async fn dedupe_horizon(settings: &Settings) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let pool = db::pool(&settings.database)?;
+    let horizon = retention::dedupe_horizon(&pool).await.context(
+        "reading the dedupe horizon from the database: a replay needs it, as dead letters \
+             received before it would be refused by the worker",
+    )?;
+    pool.close().await;
+    Ok(horizon)
 }
 
 async fn run_dlq(
     connection: &lapin::Connection,
     topology: &Topology,
     command: DlqCommand,
+    horizon: Option<DateTime<Utc>>,
 ) -> anyhow::Result<()> {
     let queue = topology.dead_queue();
     match command {
@@ -289,10 +307,14 @@ async fn run_dlq(
                 .with_context(|| format!("reading {queue}"))?;
             warn_not_found(&held.not_found(&selection));
             if dry_run {
-                let chosen: Vec<_> = held.selected(&selection).cloned().collect();
+                let (too_old, chosen): (Vec<_>, Vec<_>) = held
+                    .selected(&selection)
+                    .cloned()
+                    .partition(|letter| letter.before(horizon));
                 let total = held.letters().count();
                 held.release().await.context("dry run")?;
                 print!("{}", output::dead_letters_table(&chosen));
+                warn_before_horizon(&too_old, horizon);
                 println!(
                     "dry run: would replay {}, keep {}; nothing changed",
                     chosen.len(),
@@ -301,9 +323,10 @@ async fn run_dlq(
                 return Ok(());
             }
             let summary = held
-                .replay(&selection)
+                .replay(&selection, horizon)
                 .await
                 .with_context(|| format!("replaying from {queue}"))?;
+            warn_before_horizon(&summary.before_horizon, horizon);
             for failure in &summary.failed {
                 eprintln!(
                     "not replayed (kept): {} ({}): {}",
@@ -356,6 +379,29 @@ fn as_rows<T: serde::Serialize>(items: &[T]) -> anyhow::Result<Vec<serde_json::V
         .iter()
         .map(|item| serde_json::to_value(item).context("rendering CSV"))
         .collect()
+}
+
+/// Says which selected dead letters are kept because they were received before the dedupe
+/// horizon.
+fn warn_before_horizon(letters: &[DeadLetter], horizon: Option<DateTime<Utc>>) {
+    let (Some(horizon), false) = (horizon, letters.is_empty()) else {
+        return;
+    };
+    eprintln!(
+        "kept, not replayed: {} dead letters received before the dedupe horizon ({horizon}); \
+         their ids may have been forgotten, so the worker would refuse them \
+         (docs/MODEL.md, \"Replaying dead letters safely\"):",
+        letters.len()
+    );
+    for letter in letters {
+        eprintln!(
+            "  {} received {}",
+            letter.id.as_deref().unwrap_or("<no id>"),
+            letter
+                .received_at
+                .map_or_else(|| "?".to_owned(), |at| at.to_string())
+        );
+    }
 }
 
 fn warn_not_found(ids: &[String]) {

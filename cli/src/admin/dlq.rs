@@ -17,6 +17,7 @@
 
 use super::AdminError;
 use super::letter::{DeadLetter, replay_headers};
+use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
@@ -90,6 +91,9 @@ pub struct ReplaySummary {
     pub not_found: Vec<String>,
     /// Selected dead letters the broker did not accept (kept in the dead queue).
     pub failed: Vec<ReplayFailure>,
+    /// Selected dead letters received before the dedupe horizon, kept in the dead queue: the
+    /// worker would refuse them (their ids may have been forgotten).
+    pub before_horizon: Vec<DeadLetter>,
 }
 
 /// A dead letter whose republish the broker refused.
@@ -230,8 +234,14 @@ impl<'c> DeadLetterQueue<'c> {
     /// body and properties (message id, correlation id...) but without the failure headers,
     /// persistent and mandatory; removes each from the dead queue once the broker confirmed
     /// its republish, and returns the rest. Repeating a replay is harmless: the worker
-    /// deduplicates on the event id.
-    pub async fn replay(self, selection: &Selection) -> Result<ReplaySummary, AdminError> {
+    /// deduplicates on the event id. Letters received before `horizon` (the dedupe horizon,
+    /// [`regstat_store::retention::dedupe_horizon`]) are kept and listed instead: the worker
+    /// would refuse them and dead-letter them again.
+    pub async fn replay(
+        self,
+        selection: &Selection,
+        horizon: Option<DateTime<Utc>>,
+    ) -> Result<ReplaySummary, AdminError> {
         let not_found = self.not_found(selection);
         let replay_error = AdminError::broker(format!(
             "replay dead letters from {} to {}",
@@ -241,8 +251,17 @@ impl<'c> DeadLetterQueue<'c> {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(replay_error)?;
+        let before_horizon: Vec<DeadLetter> = self
+            .selected(selection)
+            .filter(|letter| letter.before(horizon))
+            .cloned()
+            .collect();
         let mut pending = Vec::new();
-        for held in self.held.iter().filter(|h| selection.matches(&h.letter)) {
+        for held in self
+            .held
+            .iter()
+            .filter(|h| selection.matches(&h.letter) && !h.letter.before(horizon))
+        {
             let delivery = &held.delivery;
             let properties = delivery
                 .properties
@@ -306,6 +325,7 @@ impl<'c> DeadLetterQueue<'c> {
             kept,
             not_found,
             failed,
+            before_horizon,
         })
     }
 

@@ -17,7 +17,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use regstat_shared::event::Event;
 use regstat_shared::topology::{
     ATTEMPTS_HEADER, ERROR_KIND_HEADER, FIRST_FAILURE_HEADER, LAST_FAILURE_HEADER, REASON_HEADER,
-    header_i64, header_str,
+    RECEIVED_AT_HEADER, header_i64, header_str,
 };
 use serde::Serialize;
 
@@ -65,6 +65,8 @@ pub struct DeadLetter {
     pub age_secs: Option<i64>,
     /// The original routing key, used again on replay.
     pub routing_key: String,
+    /// When the receiver accepted the event (what the dedupe horizon is compared with).
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 impl DeadLetter {
@@ -111,7 +113,16 @@ impl DeadLetter {
             attempts: header_i64(headers, ATTEMPTS_HEADER),
             age_secs: failed_at.map(|at| (now - at).num_seconds().max(0)),
             routing_key: routing_key.to_owned(),
+            received_at: header_i64(headers, RECEIVED_AT_HEADER)
+                .and_then(DateTime::from_timestamp_millis),
         }
+    }
+
+    /// Whether the event was received before `horizon` (the dedupe horizon): its id may have
+    /// been forgotten, so the worker would refuse it (docs/MODEL.md, "Ledger retention").
+    /// Unknown when the letter does not say when it was received: then `false`.
+    pub fn before(&self, horizon: Option<DateTime<Utc>>) -> bool {
+        matches!((self.received_at, horizon), (Some(at), Some(horizon)) if at < horizon)
     }
 }
 
@@ -213,6 +224,7 @@ mod tests {
                 attempts: Some(6),
                 age_secs: Some(180),
                 routing_key: "push.manifest".into(),
+                received_at: None,
             }
         );
     }

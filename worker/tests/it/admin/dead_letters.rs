@@ -124,7 +124,7 @@ async fn replay_by_id_republishes_that_letter_without_failure_headers_and_keeps_
     assert_eq!(broker.depth(&topology.manifest_queue()).await, 0);
 
     let held = DeadLetterQueue::open(&connection, topology).await.unwrap();
-    let summary = held.replay(&one).await.unwrap();
+    let summary = held.replay(&one, None).await.unwrap();
     assert_eq!(ids(&summary.replayed), ["push-1"]);
     assert_eq!(
         (summary.kept, summary.not_found.len(), summary.failed.len()),
@@ -165,7 +165,7 @@ async fn replay_by_id_republishes_that_letter_without_failure_headers_and_keeps_
 
     // Repeating it finds nothing to do and says which id was missing.
     let held = DeadLetterQueue::open(&connection, topology).await.unwrap();
-    let summary = held.replay(&one).await.unwrap();
+    let summary = held.replay(&one, None).await.unwrap();
     assert_eq!((summary.replayed.len(), summary.kept), (0, 1));
     assert_eq!(summary.not_found, ["push-1"]);
     assert_eq!(broker.depth(&topology.dead_queue()).await, 1);
@@ -188,7 +188,7 @@ async fn a_replayed_dead_letter_is_recorded_by_a_worker() {
     let summary = DeadLetterQueue::open(&connection, &broker.topology)
         .await
         .unwrap()
-        .replay(&Selection::All)
+        .replay(&Selection::All, None)
         .await
         .unwrap();
     assert_eq!((summary.replayed.len(), summary.kept), (1, 0));
@@ -287,7 +287,11 @@ async fn a_letter_the_broker_dead_lettered_is_listed_and_replayed() {
 
     let held = DeadLetterQueue::open(&connection, topology).await.unwrap();
     assert_eq!(
-        held.replay(&Selection::All).await.unwrap().replayed.len(),
+        held.replay(&Selection::All, None)
+            .await
+            .unwrap()
+            .replayed
+            .len(),
         1
     );
     let back = broker.drain(&topology.manifest_queue()).await;
@@ -326,7 +330,7 @@ async fn an_unroutable_replay_is_kept_and_reported() {
     let held = DeadLetterQueue::open(&connection, &broker.topology)
         .await
         .unwrap();
-    let summary = held.replay(&Selection::All).await.unwrap();
+    let summary = held.replay(&Selection::All, None).await.unwrap();
     assert_eq!((summary.replayed.len(), summary.kept), (0, 1));
     assert_eq!(summary.failed.len(), 1);
     assert!(

@@ -236,3 +236,63 @@ async fn the_binary_prints_status_and_dead_letters_as_json() {
     assert_eq!(unselected.status.code(), Some(2), "a usage error");
     assert_eq!(broker.depth(&broker.topology.dead_queue()).await, 1);
 }
+
+/// A dead letter received before the dedupe horizon would be refused by the worker (its id may
+/// have been forgotten): `dlq replay` keeps it and says so, `--dry-run` first, and replays the
+/// rest (docs/MODEL.md, "Replaying dead letters safely").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_keeps_dead_letters_received_before_the_dedupe_horizon() {
+    let (db, broker) = (TestDb::new().await, TestBroker::new().await);
+    for (id, failed_ago) in [("old-1", Age::days(3)), ("new-1", Age::minutes(1))] {
+        worker_dead_letter(
+            &broker,
+            "pull.blob",
+            id,
+            &blob_pull(id),
+            "database_rejected",
+            1,
+            failed_ago,
+        )
+        .await;
+    }
+    sqlx::query("UPDATE regstat.dedupe_horizon SET forgotten_before = now() - interval '1 day'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let dry = regstat(&db, &broker, &["dlq", "replay", "--all", "--dry-run"]).await;
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&dry.stdout),
+        String::from_utf8_lossy(&dry.stderr),
+    );
+    assert!(stdout.contains("would replay 1, keep 1"), "{stdout}");
+    assert!(
+        stderr.contains("before the dedupe horizon") && stderr.contains("old-1"),
+        "{stderr}"
+    );
+    assert_eq!(broker.depth(&broker.topology.dead_queue()).await, 2);
+
+    let done = regstat(&db, &broker, &["dlq", "replay", "--all"]).await;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("replayed 1, kept 1"));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("old-1"));
+    let replayed: Vec<String> = broker
+        .drain(&broker.topology.ingest_queue())
+        .await
+        .iter()
+        .map(|m| m.properties.message_id().as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(replayed, ["new-1"]);
+    let left = json_of(&regstat(&db, &broker, &["dlq", "list", "--format", "json"]).await);
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    assert_eq!(left[0]["id"], "old-1");
+}
