@@ -182,6 +182,10 @@ impl Stack {
         let listen = free_port()?;
         let mut command = self.command("regstat-receiver", "REGSTAT__RECEIVER__LISTEN", listen);
         command.env("REGSTAT__RECEIVER__TOKENS", TOKEN);
+        // Keep-alive is off by default (registries open a connection per notification, and
+        // only a connection's first head has a deadline); the kept-connection levels measure
+        // clients that reuse connections, so they get it. New-connection levels are unchanged.
+        command.env("REGSTAT__RECEIVER__KEEP_ALIVE_SECS", "5");
         let process = Process::spawn("receiver", command, listen).await?;
         self.receiver = Some(process);
         Ok(listen)

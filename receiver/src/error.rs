@@ -39,6 +39,12 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The body did not arrive within `receiver.request_body_timeout_ms`.
+    #[error("the body did not arrive within {after_ms} ms")]
+    RequestTimeout {
+        /// The deadline.
+        after_ms: u64,
+    },
     /// The body could not be read or is not an envelope.
     #[error("{0}")]
     BadRequest(String),
@@ -72,6 +78,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -85,6 +92,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::TooManyEvents { .. } => "too_many_events",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Unavailable { .. } => "unavailable",
         }
     }
@@ -100,6 +108,10 @@ impl ApiError {
                 retry_after_secs, ..
             } => {
                 response.insert_header((RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            // The rest of the body may still come: the connection cannot serve another request.
+            ApiError::RequestTimeout { .. } => {
+                response.force_close();
             }
             _ => {}
         }

@@ -4,14 +4,19 @@ use crate::publisher::Publisher;
 use crate::routes::{events, health};
 use crate::tls;
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::KeepAlive;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use regstat_shared::auth::Authenticator;
 use regstat_shared::config::Settings;
 use regstat_shared::topology::Topology;
 use std::net::TcpListener;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// How long a connection being closed gets to take the last answer (actix-web's default).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What every request handler shares.
 pub struct AppState {
@@ -23,6 +28,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// `receiver.retry_after_secs`.
     pub retry_after_secs: u32,
+    /// `receiver.request_body_timeout_ms`.
+    pub body_timeout: Duration,
 }
 
 /// A built receiver, not yet serving.
@@ -79,8 +86,18 @@ impl Application {
             publisher: publisher.clone(),
             body_limit: settings.receiver.body_limit_bytes,
             retry_after_secs: settings.receiver.retry_after_secs,
+            body_timeout: Duration::from_millis(settings.receiver.request_body_timeout_ms),
         });
-        let mut server = HttpServer::new(move || {
+        let receiver = &settings.receiver;
+        let workers = match receiver.http_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let keep_alive = match receiver.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        };
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .route("/events", web::post().to(events::receive))
@@ -92,10 +109,13 @@ impl Application {
                 .default_service(web::to(health::not_found))
         })
         .disable_signals()
-        .shutdown_timeout(settings.receiver.shutdown_timeout_secs);
-        if settings.receiver.http_workers > 0 {
-            server = server.workers(settings.receiver.http_workers);
-        }
+        .shutdown_timeout(receiver.shutdown_timeout_secs)
+        .workers(workers)
+        .client_request_timeout(Duration::from_millis(receiver.request_head_timeout_ms))
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .keep_alive(keep_alive)
+        // actix counts connections per worker thread.
+        .max_connections(receiver.max_connections.div_ceil(workers));
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config)?,
             None => server.listen(listener)?,

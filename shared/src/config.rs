@@ -203,6 +203,14 @@ pub struct ReceiverSettings {
     pub http_workers: usize,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Deadline for a request's head, from its connection opening.
+    pub request_head_timeout_ms: u64,
+    /// Deadline for a request's body, from its head.
+    pub request_body_timeout_ms: u64,
+    /// Keep-alive for another request on a connection (0: closed after each answer).
+    pub keep_alive_secs: u64,
+    /// Most open connections, all HTTP worker threads together.
+    pub max_connections: usize,
 }
 
 /// Web console and JSON API settings.
@@ -473,6 +481,15 @@ impl Settings {
         }
         if self.receiver.blocked_answer_ms == 0 {
             return invalid("receiver.blocked_answer_ms", "must be above 0");
+        }
+        if self.receiver.request_head_timeout_ms == 0 {
+            return invalid("receiver.request_head_timeout_ms", "must be above 0");
+        }
+        if self.receiver.request_body_timeout_ms == 0 {
+            return invalid("receiver.request_body_timeout_ms", "must be above 0");
+        }
+        if self.receiver.max_connections == 0 {
+            return invalid("receiver.max_connections", "must be above 0");
         }
         let db_url = self.database.url.expose_secret();
         if !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {

@@ -33,6 +33,9 @@ const ACCEPTED_CONTENT_TYPES: [&str; 3] = [
 /// a 1 MiB envelope of `{}` would become 350,000 quarantined messages, again on every retry.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
+/// Most bytes reserved for a body before any of it arrived.
+const INITIAL_BODY_CAPACITY: usize = 8192;
+
 /// Longest piece of a request header echoed in an answer or a log line.
 const MAX_ECHO_CHARS: usize = 128;
 
@@ -102,7 +105,14 @@ async fn accept(
     }
     check_content_type(request)?;
     check_content_encoding(request)?;
-    let body = read_body(request, payload, state.body_limit).await?;
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        read_body(request, payload, state.body_limit),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout {
+        after_ms: u64::try_from(state.body_timeout.as_millis()).unwrap_or(u64::MAX),
+    })??;
     let envelope = Envelope::parse(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "body is not a notification envelope {{\"events\": [...]}}: {e}"
@@ -262,7 +272,9 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    // Grown as the body arrives: a declared length is only a promise, and reserving it would
+    // let stalled connections that declare large bodies hold that much memory each.
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(INITIAL_BODY_CAPACITY));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;

@@ -1,0 +1,109 @@
+//! Slow and stalled clients: every request head and body has a deadline, so no client can hold
+//! a connection open by sending slowly or not at all.
+
+use crate::helpers::{TOKEN, TestApp, V1, fixture_bodies};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The most a test waits for the receiver to close a connection (never a speed assertion: the
+/// deadlines under test are a second).
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn request(body: &str) -> String {
+    format!(
+        "POST /events HTTP/1.1\r\nHost: receiver\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: {V1}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Reads until the peer closes the connection or `PATIENCE` passes; returns what was read and
+/// whether it closed.
+async fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), true),
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), false),
+        }
+    }
+}
+
+/// After a quick first request, a second request head sent a byte every 300 ms on the same
+/// connection never gets to hold it: the connection is closed (actix-web's head deadline
+/// covers only a connection's first request, so regstat does not keep connections alive by
+/// default; a registry opens one per notification anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_request_head_sent_a_byte_at_a_time_cannot_hold_the_connection() {
+    let app = TestApp::spawn(&[("REGSTAT__RECEIVER__REQUEST_HEAD_TIMEOUT_MS", "1000")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let body = fixture_bodies("03-pull-by-tag.jsonl")[0].clone();
+    stream.write_all(request(&body).as_bytes()).await.unwrap();
+
+    let drip = b"POST /events HTTP/1.1\r\nHost: receiver\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = false;
+    let mut answered = String::new();
+    let started = tokio::time::Instant::now();
+    for byte in drip {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let read =
+            tokio::time::timeout(Duration::from_millis(300), stream.read_buf(&mut Vec::new()))
+                .await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            closed = true;
+            break;
+        }
+        if started.elapsed() > PATIENCE {
+            break;
+        }
+    }
+    if !closed {
+        let (rest, was_closed) = read_until_closed(&mut stream).await;
+        answered = rest;
+        closed = was_closed;
+    }
+    assert!(
+        closed,
+        "a second head dripped over {:?} kept the connection open {answered}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+/// 200 connections that declare a body and never send it: each gets 408 with the JSON error
+/// once the body deadline passes, and its connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_get_408_and_their_connections_are_closed() {
+    let app = TestApp::spawn(&[("REGSTAT__RECEIVER__REQUEST_BODY_TIMEOUT_MS", "1000")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /events HTTP/1.1\r\nHost: receiver\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: {V1}\r\nContent-Length: 1048576\r\n\r\n{{\"events\": ["
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    let answers = futures_util::future::join_all(
+        stalled
+            .iter_mut()
+            .map(|stream| async move { read_until_closed(stream).await }),
+    )
+    .await;
+    for (answer, closed) in answers {
+        assert!(closed, "a stalled body kept its connection: {answer:?}");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
+    }
+    app.stop().await;
+}
