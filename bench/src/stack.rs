@@ -96,11 +96,14 @@ impl Stack {
         let prefix = format!("bench-{id}");
         let database = format!("regstat_bench_{id}");
         let defaults = regstat_shared::config::Settings::load_with_env(None, Vec::new())?;
+        let version =
+            regstat_shared::amqp::broker_version(&services.amqp_url.clone().into()).await?;
         let topology = Topology::new(
             prefix.clone(),
             defaults.amqp.delivery_limit,
             &defaults.amqp.retry_delays_secs,
-        );
+        )
+        .on_broker(version);
         let connection =
             Connection::connect(&services.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;

@@ -318,6 +318,17 @@ struct Supervisor {
     shutdown: CancellationToken,
 }
 
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    /// Reading the broker's version (which decides queue arguments) failed.
+    #[error(transparent)]
+    Probe(#[from] amqp::ProbeError),
+    /// Connecting or declaring failed.
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+}
+
 /// Why the supervisor stopped watching a connection.
 enum Ended {
     Shutdown,
@@ -370,10 +381,12 @@ impl Supervisor {
         }
     }
 
-    async fn open(&self) -> lapin::Result<(Connection, Channel)> {
+    async fn open(&self) -> Result<(Connection, Channel), OpenError> {
+        let version = amqp::broker_version(&self.url).await?;
+        let topology = self.topology.clone().on_broker(version);
         let connection = amqp::connect(&self.url, "regstat-receiver").await?;
         let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
+        topology.declare(&channel).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

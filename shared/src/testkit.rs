@@ -146,7 +146,10 @@ impl TestBroker {
 
     async fn declare(url: &str, retry_delays_secs: &[u64]) -> Self {
         let prefix = unique_name("q");
-        let topology = Topology::new(prefix.clone(), 20, retry_delays_secs);
+        let version = crate::amqp::broker_version(&url.to_owned().into())
+            .await
+            .unwrap_or_else(|e| panic!("{START_RABBITMQ} ({url}: {e})"));
+        let topology = Topology::new(prefix.clone(), 20, retry_delays_secs).on_broker(version);
         let connection = connect_broker(url).await;
         let channel = connection
             .create_channel()

@@ -17,6 +17,7 @@
 //! callback (slow); pulls and blob events only update rows (fast) and must never wait behind a
 //! slow registry. `docs/ARCHITECTURE.md` explains the choice.
 
+use crate::amqp::BrokerVersion;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -51,6 +52,8 @@ pub struct Topology {
     prefix: String,
     delivery_limit: u32,
     retry_delays_secs: Vec<u64>,
+    /// The broker it is declared on, where that changes the arguments ([`Self::on_broker`]).
+    broker: Option<BrokerVersion>,
 }
 
 /// One queue: its name and the routing keys bound to it.
@@ -88,7 +91,21 @@ impl Topology {
             prefix: prefix.into(),
             delivery_limit,
             retry_delays_secs: retry_delays_secs.to_vec(),
+            broker: None,
         }
+    }
+
+    /// The same topology for the broker of `version` ([`crate::amqp::broker_version`]), whose
+    /// quorum queue defaults its arguments must account for: RabbitMQ 4.0 and later give a
+    /// quorum queue declared without `x-delivery-limit` a limit of 20, and the terminal queues
+    /// (dead letters, quarantine) have no dead-letter exchange behind them, so a letter listed
+    /// or returned 20 times would be dropped. There they are declared with `-1` (no limit).
+    /// Before 4.0 a quorum queue has no limit unless given one, and `-1` would drop a message
+    /// the first time it is returned: they are declared without it, as always. `None` (not
+    /// known, or not RabbitMQ) declares them as before 4.0.
+    pub fn on_broker(mut self, version: Option<BrokerVersion>) -> Self {
+        self.broker = version;
+        self
     }
 
     /// The topology the settings describe.
@@ -226,7 +243,15 @@ impl Topology {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
         let target = match spec.role {
-            QueueRole::Terminal => return args,
+            QueueRole::Terminal => {
+                if self
+                    .broker
+                    .is_some_and(BrokerVersion::limits_deliveries_by_default)
+                {
+                    args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(-1));
+                }
+                return args;
+            }
             QueueRole::Work => {
                 args.insert(
                     "x-delivery-limit".into(),
@@ -404,6 +429,37 @@ mod tests {
                     .collect();
                 assert_eq!(matching.len(), 1, "{key} routes to {matching:?}");
             }
+        }
+    }
+
+    /// Nothing in the dead-letter and quarantine queues is ever dropped: on RabbitMQ 4.0 and
+    /// later they are declared without a delivery limit (`-1`; the default there is 20), and
+    /// before 4.0 without the argument (no limit; `-1` would drop a returned letter at once).
+    #[test]
+    fn terminal_queues_have_no_delivery_limit_on_any_broker() {
+        let limit = |topology: &Topology, name: &str| {
+            let spec = topology
+                .queues()
+                .into_iter()
+                .find(|q| q.name == name)
+                .expect(name);
+            topology
+                .queue_arguments(&spec)
+                .inner()
+                .get("x-delivery-limit")
+                .cloned()
+        };
+        let base = Topology::new("t", 5, &[1]);
+        let v3 = base.clone().on_broker(BrokerVersion::parse("3.10.8"));
+        let v4 = base.clone().on_broker(BrokerVersion::parse("4.1.0"));
+        for terminal in [base.dead_queue(), base.quarantine_queue()] {
+            assert_eq!(limit(&v3, &terminal), None);
+            assert_eq!(limit(&base, &terminal), None);
+            assert_eq!(limit(&v4, &terminal), Some(AMQPValue::LongLongInt(-1)));
+        }
+        for work in [base.ingest_queue(), base.manifest_queue()] {
+            assert_eq!(limit(&v3, &work), Some(AMQPValue::LongLongInt(5)));
+            assert_eq!(limit(&v4, &work), Some(AMQPValue::LongLongInt(5)));
         }
     }
 

@@ -124,6 +124,9 @@ enum LinkError {
     /// The connection or a channel failed.
     #[error("broker error")]
     Broker(#[from] lapin::Error),
+    /// The broker's version (which decides queue arguments) could not be read.
+    #[error(transparent)]
+    Probe(#[from] amqp::ProbeError),
     /// The broker did not accept a retry or dead letter (nacked or unroutable).
     #[error("retry or dead letter not accepted by the broker: {0}")]
     NotConfirmed(String),
@@ -141,6 +144,8 @@ struct Session<'a> {
 impl Session<'_> {
     /// Returns `Ok` on shutdown, `Err` when the broker link fails.
     async fn run(&self, reconnects: &mut Backoff) -> Result<(), LinkError> {
+        let version = amqp::broker_version(&self.settings.amqp.url).await?;
+        let topology = self.topology.clone().on_broker(version);
         let connection = amqp::connect(&self.settings.amqp.url, "regstat-worker").await?;
         let publishing =
             match amqp::connect(&self.settings.amqp.url, "regstat-worker-publisher").await {
@@ -150,7 +155,9 @@ impl Session<'_> {
                     return Err(error.into());
                 }
             };
-        let result = self.consume_all(&connection, &publishing, reconnects).await;
+        let result = self
+            .consume_all(&topology, &connection, &publishing, reconnects)
+            .await;
         self.readiness.set_consuming(false);
         self.readiness.set_stalled(false);
         close(&publishing).await;
@@ -158,8 +165,10 @@ impl Session<'_> {
         result
     }
 
+    /// Declares `topology` (this session's: it accounts for the broker's version) and consumes.
     async fn consume_all(
         &self,
+        topology: &Topology,
         connection: &Connection,
         publishing: &Connection,
         reconnects: &mut Backoff,
@@ -171,7 +180,7 @@ impl Session<'_> {
         let mut consumers = Vec::new();
         for queue in self.topology.work_queues() {
             let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
+            topology.declare(&channel).await?;
             channel
                 .basic_qos(self.settings.worker.prefetch, BasicQosOptions::default())
                 .await?;

@@ -48,8 +48,23 @@ pub(super) async fn check(report: &mut Report, settings: &Settings, file: Option
             return;
         }
     };
-    report.ok("rabbitmq", format!("connected to {url}"));
-    let topology = Topology::from_settings(&settings.amqp);
+    let version = match regstat_shared::amqp::broker_version(&settings.amqp.url).await {
+        Ok(version) => version,
+        Err(error) => {
+            report.fail(
+                "rabbitmq",
+                format!("cannot read the broker's version: {error}"),
+            );
+            admin::close_broker(&connection).await;
+            return;
+        }
+    };
+    let described = version.map_or_else(
+        || "a broker that does not say it is RabbitMQ 3 or 4".to_owned(),
+        |v| format!("RabbitMQ {v}"),
+    );
+    report.ok("rabbitmq", format!("connected to {url} ({described})"));
+    let topology = Topology::from_settings(&settings.amqp).on_broker(version);
     let (vhost, _) = admin::broker_location(settings.amqp.url.expose_secret());
 
     let mut found: Vec<(String, Found)> = Vec::new();

@@ -235,3 +235,22 @@ async fn the_healthcheck_subcommand_probes_readiness() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("/readyz"));
 }
+
+/// The broker's version, read from its greeting (it decides the terminal queues' arguments):
+/// the installed RabbitMQ's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_version_is_read_from_its_greeting() {
+    let version = regstat_shared::amqp::broker_version(&testkit::amqp_url().into())
+        .await
+        .unwrap()
+        .expect("RabbitMQ says its version");
+    let installed = std::process::Command::new("rabbitmqctl")
+        .arg("version")
+        .output()
+        .expect("rabbitmqctl is installed with RabbitMQ");
+    let installed = String::from_utf8_lossy(&installed.stdout).trim().to_owned();
+    assert!(
+        installed.starts_with(&format!("{version}.")),
+        "read {version}, installed {installed}"
+    );
+}
