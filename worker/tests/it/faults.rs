@@ -11,13 +11,16 @@
 //! - [`database_cut`]: the link to PostgreSQL cut the same way, so workers hold their batches;
 //! - [`registry_failures`]: the registry callback failing for a while (retried), and for good
 //!   (dead-lettered, then `regstat dlq replay` once it works again);
-//! - [`graceful_shutdown`]: receiver and workers stopped with SIGTERM-like shutdowns under load.
+//! - [`graceful_shutdown`]: receiver and workers stopped with SIGTERM-like shutdowns under load;
+//! - [`blocked_broker`]: a memory alarm on a private RabbitMQ node blocks publishers for a few
+//!   seconds; every request is answered (503) before the sender's timeout.
 //!
 //! Each test prints one line of figures (`cargo test faults -- --nocapture` shows them).
 //!
 //! [`stream`] builds the events and the reference state, [`sender`] posts them like a registry,
 //! [`processes`] runs workers as real processes, [`harness`] holds the rest.
 
+mod blocked_broker;
 mod broker_cut;
 mod database_cut;
 mod graceful_shutdown;

@@ -303,6 +303,8 @@ pub struct Figures {
     pub replayed: u32,
     /// (what, time from the end of the fault).
     pub recovery: Vec<(&'static str, Duration)>,
+    /// The median and longest 503 answer.
+    pub unavailable_latency: Option<(Duration, Duration)>,
 }
 
 impl Figures {
@@ -331,6 +333,7 @@ impl Figures {
             unreachable: stats.unreachable(),
             ledger_rows,
             state_rows,
+            unavailable_latency: stats.unavailable_latency(),
             ..Self::default()
         }
     }
@@ -362,6 +365,14 @@ impl Figures {
             self.dead_letters,
             self.replayed,
         );
+        if let Some((median, longest)) = self.unavailable_latency {
+            let _ = write!(
+                line,
+                " 503_answer_p50_ms={:.1} 503_answer_max_ms={:.1}",
+                median.as_secs_f64() * 1e3,
+                longest.as_secs_f64() * 1e3
+            );
+        }
         for (what, took) in &self.recovery {
             let _ = write!(line, " recovery.{what}_ms={}", took.as_millis());
         }

@@ -34,6 +34,8 @@ pub struct Stats {
     pub unreachable: AtomicU64,
     /// Any other status, by status: each would be a bug (a registry retries 4xx forever).
     pub other: Mutex<BTreeMap<u16, u64>>,
+    /// How long each 503 answer took, in microseconds.
+    pub unavailable_micros: Mutex<Vec<u64>>,
 }
 
 impl Stats {
@@ -51,6 +53,18 @@ impl Stats {
 
     pub fn unreachable(&self) -> u64 {
         self.unreachable.load(Ordering::SeqCst)
+    }
+
+    /// The median and the longest time a 503 answer took, if there was one.
+    pub fn unavailable_latency(&self) -> Option<(Duration, Duration)> {
+        let mut micros = self.unavailable_micros.lock().unwrap().clone();
+        micros.sort_unstable();
+        let median = *micros.get(micros.len() / 2)?;
+        let longest = *micros.last()?;
+        Some((
+            Duration::from_micros(median),
+            Duration::from_micros(longest),
+        ))
     }
 
     /// Statuses other than 2xx and 503, with counts.
@@ -111,6 +125,7 @@ impl Drop for Sending {
 async fn deliver(client: &reqwest::Client, url: &str, body: String, stats: &Stats) {
     loop {
         stats.requests.fetch_add(1, Ordering::SeqCst);
+        let started = std::time::Instant::now();
         let answer = client
             .post(url)
             .header(
@@ -128,6 +143,8 @@ async fn deliver(client: &reqwest::Client, url: &str, body: String, stats: &Stat
             }
             Ok(response) if response.status() == 503 => {
                 stats.unavailable.fetch_add(1, Ordering::SeqCst);
+                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                stats.unavailable_micros.lock().unwrap().push(took);
             }
             Ok(response) => {
                 let status = response.status().as_u16();
