@@ -107,3 +107,104 @@ async fn stalled_bodies_get_408_and_their_connections_are_closed() {
     }
     app.stop().await;
 }
+
+/// A receiver process of its own (so its memory is its own), on a free port.
+struct ReceiverProcess {
+    child: std::process::Child,
+    address: String,
+}
+
+impl ReceiverProcess {
+    async fn start(broker: &regstat_shared::testkit::TestBroker, extra: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_regstat-receiver"))
+            .env_remove("REGSTAT_CONFIG")
+            .env("REGSTAT__RECEIVER__LISTEN", &address)
+            .env("REGSTAT__RECEIVER__TOKENS", TOKEN)
+            .env("REGSTAT__AMQP__URL", regstat_shared::testkit::amqp_url())
+            .env("REGSTAT__AMQP__PREFIX", &broker.prefix)
+            .env("REGSTAT__TELEMETRY__FILTER", "error")
+            .envs(extra.iter().copied())
+            .spawn()
+            .unwrap();
+        let ready = format!("http://{address}/readyz");
+        regstat_shared::testkit::eventually(PATIENCE, "the receiver ready", || async {
+            let status = reqwest::get(&ready).await.ok()?.status();
+            (status == 200).then_some(())
+        })
+        .await;
+        Self { child, address }
+    }
+
+    /// Peak resident memory so far, in MiB (`VmHWM`).
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 1,000 connections that declare a 1 MiB body, send 1 KiB of it and stall: every one is
+/// answered 408 and closed at the body deadline, and the receiver's memory stays small (it
+/// buffers what arrives, never what is declared). Prints the figures line of the fault suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_stalled_connections_are_cut_and_cost_little_memory() {
+    const CONNECTIONS: usize = 1000;
+    let broker = regstat_shared::testkit::TestBroker::new().await;
+    let receiver = ReceiverProcess::start(
+        &broker,
+        &[
+            ("REGSTAT__RECEIVER__REQUEST_BODY_TIMEOUT_MS", "2000"),
+            ("REGSTAT__RECEIVER__HTTP_WORKERS", "2"),
+        ],
+    )
+    .await;
+    let idle_rss = receiver.peak_rss_mib();
+    let head = format!(
+        "POST /events HTTP/1.1\r\nHost: receiver\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: {V1}\r\nContent-Length: 1048576\r\n\r\n{{\"events\": [{}",
+        " ".repeat(1024)
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut stream = TcpStream::connect(&receiver.address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    let answers = futures_util::future::join_all(
+        stalled
+            .iter_mut()
+            .map(|stream| async move { read_until_closed(stream).await }),
+    )
+    .await;
+    let cut = answers.iter().filter(|(_, closed)| *closed).count();
+    let answered_408 = answers
+        .iter()
+        .filter(|(answer, _)| answer.starts_with("HTTP/1.1 408"))
+        .count();
+    let peak_rss = receiver.peak_rss_mib();
+    println!(
+        "fault[slow clients]: connections={CONNECTIONS} answered_408={answered_408} cut={cut} \
+         receiver_idle_rss_mib={idle_rss:.1} receiver_peak_rss_mib={peak_rss:.1}"
+    );
+    assert_eq!(cut, CONNECTIONS, "every stalled connection is closed");
+    assert_eq!(
+        answered_408, CONNECTIONS,
+        "every stalled body is answered 408"
+    );
+}
