@@ -341,7 +341,7 @@ impl Figures {
     pub fn print(&self) {
         let mut line = format!(
             "fault[{}]: events={} sent={} (duplicates {}) requests={} accepted={} 503s={} \
-             unreachable={} sender_retries={} ledger_rows={} state_rows={} duplicates_suppressed={} \
+             unreachable={} sender_retries={} ledger_rows={} lost={} state_rows={} duplicates_suppressed={} \
              worker_kills={} worker_sigterms={} worker_restarts={} receiver_restarts={} \
              callback_failures={} dead_letters={} replayed={}",
             self.fault,
@@ -354,6 +354,8 @@ impl Figures {
             self.unreachable,
             self.requests - self.sent as u64,
             self.ledger_rows,
+            // Every accepted event is in the ledger (checked by assert_converged before).
+            self.events as i64 - self.ledger_rows,
             self.state_rows,
             // Every accepted message was either stored or recognised as a duplicate.
             self.accepted as i64 - self.ledger_rows,
