@@ -15,6 +15,7 @@
 //! - [`caches`]: per-repository caches of what the reports compute: writes mark repositories
 //!   stale, the worker's refresher recomputes them, readers stay exact either way.
 //! - [`retention`]: the ledger's partitions, retention and dedupe window.
+//! - [`cleanup`]: cleanup policies and what they keep or make a candidate, with reasons.
 //! - [`reports`]: the report views and functions behind `regstat report`.
 //! - [`status`]: the ledger's size and freshness (`regstat status`).
 //! - [`sync`]: what `regstat sync` reads of the state it reconciles.
@@ -23,6 +24,7 @@
 
 pub mod browse;
 pub mod caches;
+pub mod cleanup;
 pub mod databases;
 pub mod db;
 pub mod ledger;
