@@ -3,6 +3,7 @@
 //! applies, and the console shows, is built from these.
 
 pub mod decide;
+pub mod inventory;
 pub mod policy;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod admin;
 mod callbacks;
+mod cleanup;
 mod console;
 mod deploy;
 mod doctor;
