@@ -77,11 +77,23 @@ enum Command {
     /// Manage the event ledger's retention.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Cleanup plans from real usage: what a policy keeps, what it would delete, and why.
+    #[command(subcommand)]
+    Cleanup(CleanupCommand),
     /// Record what a registry holds now: walk its catalog and tag lists, fetch the manifests
     /// regstat lacks, and mark what it no longer has as gone (backfill and reconciliation,
     /// docs/MODEL.md). Never records a push or a pull. Safe to repeat, and to run while events
     /// flow.
     Sync(regstat_cli::sync::SyncArgs),
+}
+
+#[derive(Subcommand)]
+enum CleanupCommand {
+    /// Decide every tag and untagged manifest in scope under the policy (README, "Cleaning
+    /// up"): kind, pushed, last used, pulls in 30 days, keep or delete, the rule that kept it
+    /// or why it is a candidate, and the bytes deleting it would free; totals per repository.
+    /// Reads only.
+    Plan(regstat_cli::cleanup::PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +186,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             let output = args.execute(&mut db).await.context("running the report")?;
             let _ = sqlx::Connection::close(db).await;
             print!("{output}");
+        }
+        Command::Cleanup(CleanupCommand::Plan(args)) => {
+            print!("{}", regstat_cli::cleanup::plan(&settings, &args).await?);
         }
         Command::Sync(args) => {
             let report = regstat_cli::sync::run(&settings, &args).await?;

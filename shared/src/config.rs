@@ -115,6 +115,16 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// What `regstat doctor` checks besides the services above.
     pub doctor: DoctorSettings,
+    /// Cleanup plans.
+    pub cleanup: CleanupSettings,
+}
+
+/// `regstat cleanup`'s settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSettings {
+    /// The policy file `regstat cleanup plan` uses without `--policy` (empty: none).
+    pub policy_file: String,
 }
 
 /// `regstat doctor`'s settings.

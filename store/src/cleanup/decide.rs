@@ -46,6 +46,8 @@ pub struct ManifestState {
     pub subject: Option<String>,
     /// Its age reference; `None`: unknown.
     pub age_at: Option<DateTime<Utc>>,
+    /// The blobs it references (config and layers) with their sizes, when known.
+    pub blobs: Vec<(String, Option<i64>)>,
 }
 
 /// A repository as the plan sees it.
@@ -62,7 +64,7 @@ pub struct RepositoryState {
 }
 
 /// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RowKind {
     /// A tag of an image manifest.
@@ -78,7 +80,7 @@ pub enum RowKind {
 }
 
 /// Keep or delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Stays.

@@ -33,6 +33,8 @@ struct ManifestRow {
     children: Vec<String>,
     subject: Option<String>,
     age_at: Option<DateTime<Utc>>,
+    blobs: Vec<String>,
+    blob_sizes: Vec<Option<i64>>,
 }
 
 /// Every repository of `registry` (all registries when `None`) that has live tags or
@@ -58,6 +60,10 @@ pub async fn repositories(
                 COALESCE(array_agg(r.digest ORDER BY r.position)
                          FILTER (WHERE r.role = 'manifest'), '{}') AS children,
                 min(r.digest) FILTER (WHERE r.role = 'subject') AS subject,
+                COALESCE(array_agg(r.digest ORDER BY r.role, r.position)
+                         FILTER (WHERE r.role IN ('config', 'layer')), '{}') AS blobs,
+                COALESCE(array_agg(r.size ORDER BY r.role, r.position)
+                         FILTER (WHERE r.role IN ('config', 'layer')), '{}') AS blob_sizes,
                 COALESCE(m.last_pushed_at, x.created_at,
                          LEAST(m.first_pushed_at, x.first_seen_at)) AS age_at
          FROM regstat.live_manifests m
@@ -65,7 +71,7 @@ pub async fn repositories(
          JOIN regstat.manifests x USING (registry, repository, digest)
          LEFT JOIN regstat.manifest_references r
            ON r.registry = m.registry AND r.repository = m.repository
-          AND r.manifest_digest = m.digest AND r.role IN ('manifest', 'subject')
+          AND r.manifest_digest = m.digest
          WHERE $1::text IS NULL OR m.registry = $1
          GROUP BY m.registry, m.repository, m.digest, m.media_type, m.last_pushed_at,
                   x.created_at, m.first_pushed_at, x.first_seen_at
@@ -101,6 +107,7 @@ pub async fn repositories(
                 children: row.children,
                 subject: row.subject,
                 age_at: row.age_at,
+                blobs: row.blobs.into_iter().zip(row.blob_sizes).collect(),
             });
     }
     Ok(by_key.into_values().collect())

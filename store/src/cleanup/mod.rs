@@ -4,6 +4,7 @@
 
 pub mod decide;
 pub mod inventory;
+pub mod plan;
 pub mod policy;
 
 #[cfg(test)]

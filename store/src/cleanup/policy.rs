@@ -92,7 +92,7 @@ pub struct Keep {
 }
 
 /// Repository names are matched with `*` within one path segment and `**` across segments.
-const MATCH: glob::MatchOptions = glob::MatchOptions {
+pub(super) const MATCH: glob::MatchOptions = glob::MatchOptions {
     case_sensitive: true,
     require_literal_separator: true,
     require_literal_leading_dot: false,

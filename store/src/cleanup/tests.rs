@@ -55,6 +55,7 @@ fn image(name: &str, age_days: i64) -> ManifestState {
         children: Vec::new(),
         subject: None,
         age_at: ago(age_days),
+        blobs: Vec::new(),
     }
 }
 
