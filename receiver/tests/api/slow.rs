@@ -33,6 +33,23 @@ async fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
     }
 }
 
+/// Opens `connections` connections to `address`, sends `head` on each and nothing more, and
+/// returns what each received until it was closed (or `PATIENCE` passed).
+async fn stall(address: &str, head: &str, connections: usize) -> Vec<(String, bool)> {
+    let mut stalled = Vec::new();
+    for _ in 0..connections {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    futures_util::future::join_all(
+        stalled
+            .iter_mut()
+            .map(|stream| async move { read_until_closed(stream).await }),
+    )
+    .await
+}
+
 /// After a quick first request, a second request head sent a byte every 300 ms on the same
 /// connection never gets to hold it: the connection is closed (actix-web's head deadline
 /// covers only a connection's first request, so regstat does not keep connections alive by
@@ -88,19 +105,7 @@ async fn stalled_bodies_get_408_and_their_connections_are_closed() {
         "POST /events HTTP/1.1\r\nHost: receiver\r\nAuthorization: Bearer {TOKEN}\r\n\
          Content-Type: {V1}\r\nContent-Length: 1048576\r\n\r\n{{\"events\": ["
     );
-    let mut stalled = Vec::new();
-    for _ in 0..200 {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stalled.push(stream);
-    }
-    let answers = futures_util::future::join_all(
-        stalled
-            .iter_mut()
-            .map(|stream| async move { read_until_closed(stream).await }),
-    )
-    .await;
-    for (answer, closed) in answers {
+    for (answer, closed) in stall(&address, &head, 200).await {
         assert!(closed, "a stalled body kept its connection: {answer:?}");
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
@@ -180,18 +185,7 @@ async fn a_thousand_stalled_connections_are_cut_and_cost_little_memory() {
          Content-Type: {V1}\r\nContent-Length: 1048576\r\n\r\n{{\"events\": [{}",
         " ".repeat(1024)
     );
-    let mut stalled = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let mut stream = TcpStream::connect(&receiver.address).await.unwrap();
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stalled.push(stream);
-    }
-    let answers = futures_util::future::join_all(
-        stalled
-            .iter_mut()
-            .map(|stream| async move { read_until_closed(stream).await }),
-    )
-    .await;
+    let answers = stall(&receiver.address, &head, CONNECTIONS).await;
     let cut = answers.iter().filter(|(_, closed)| *closed).count();
     let answered_408 = answers
         .iter()

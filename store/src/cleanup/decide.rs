@@ -181,16 +181,7 @@ pub fn decide(policies: &Policies, state: &RepositoryState, now: DateTime<Utc>) 
 
     let mut decisions = Vec::new();
     for tag in &state.tags {
-        let kind = if subject_of(tag, &manifests).is_some() {
-            RowKind::Referrer
-        } else if manifests
-            .get(tag.digest.as_str())
-            .is_some_and(|m| m.is_index)
-        {
-            RowKind::Index
-        } else {
-            RowKind::Image
-        };
+        let kind = tag_kind(tag, &manifests);
         let (verdict, reason) = match subject_of(tag, &manifests) {
             Some(subject) => with_subject(&subject, &kept, &manifests),
             None => {
@@ -222,12 +213,7 @@ pub fn decide(policies: &Policies, state: &RepositoryState, now: DateTime<Utc>) 
         let (kind, (verdict, reason)) = if let Some(subject) = &manifest.subject {
             (RowKind::Referrer, with_subject(subject, &kept, &manifests))
         } else if let Some(decided) = untagged_reasons.get(digest) {
-            let kind = if manifest.is_index {
-                RowKind::Index
-            } else {
-                RowKind::Untagged
-            };
-            (kind, decided.clone())
+            (untagged_kind(manifest), decided.clone())
         } else if kept.contains(digest) {
             (
                 RowKind::Child,
@@ -263,16 +249,7 @@ fn keep_everything(
     let tags = state.tags.iter().map(|tag| Decision {
         tag: Some(tag.tag.clone()),
         digest: tag.digest.clone(),
-        kind: if subject_of(tag, manifests).is_some() {
-            RowKind::Referrer
-        } else if manifests
-            .get(tag.digest.as_str())
-            .is_some_and(|m| m.is_index)
-        {
-            RowKind::Index
-        } else {
-            RowKind::Image
-        },
+        kind: tag_kind(tag, manifests),
         verdict: Verdict::Keep,
         reason: reason(),
     });
@@ -283,17 +260,36 @@ fn keep_everything(
         .map(|m| Decision {
             tag: None,
             digest: m.digest.clone(),
-            kind: if m.subject.is_some() {
-                RowKind::Referrer
-            } else if m.is_index {
-                RowKind::Index
-            } else {
-                RowKind::Untagged
-            },
+            kind: untagged_kind(m),
             verdict: Verdict::Keep,
             reason: reason(),
         });
     tags.chain(untagged).collect()
+}
+
+/// What a tag is: a referrer's, an index's or an image's.
+fn tag_kind(tag: &TagState, manifests: &BTreeMap<&str, &ManifestState>) -> RowKind {
+    if subject_of(tag, manifests).is_some() {
+        RowKind::Referrer
+    } else if manifests
+        .get(tag.digest.as_str())
+        .is_some_and(|m| m.is_index)
+    {
+        RowKind::Index
+    } else {
+        RowKind::Image
+    }
+}
+
+/// What an untagged manifest is, unless an index lists it (then it is a child).
+fn untagged_kind(manifest: &ManifestState) -> RowKind {
+    if manifest.subject.is_some() {
+        RowKind::Referrer
+    } else if manifest.is_index {
+        RowKind::Index
+    } else {
+        RowKind::Untagged
+    }
 }
 
 /// The subject of a referrer tag: by the manifest's `subject`, or by the tag convention.
