@@ -94,18 +94,7 @@ async fn a_plan_decides_on_the_inventory_of_the_model() {
 
 /// Runs the real `regstat` binary on `db`.
 async fn regstat(db: &TestDb, args: &[&str]) -> std::process::Output {
-    let mut command =
-        std::process::Command::new(regstat_shared::testkit::workspace_binary("regstat"));
-    command
-        .args(args)
-        .env_remove("REGSTAT_CONFIG")
-        .env("REGSTAT__DATABASE__URL", &db.url)
-        .env("REGSTAT__TELEMETRY__FILTER", "warn")
-        .stdin(std::process::Stdio::null());
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap()
+    crate::helpers::regstat(db, None, args).await
 }
 
 /// `regstat cleanup plan` prints the plan (table, JSON, CSV), writes it with the policy's hash

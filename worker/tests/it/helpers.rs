@@ -196,3 +196,28 @@ pub async fn queue_state(broker: &TestBroker, queue: &str) -> (u32, u32) {
         .expect("passive declare");
     (declared.message_count(), declared.consumer_count())
 }
+
+/// Runs the real `regstat` binary on `db` (and `broker`'s topology, if given) and returns its
+/// output.
+pub async fn regstat(
+    db: &TestDb,
+    broker: Option<&TestBroker>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(testkit::workspace_binary("regstat"));
+    command
+        .args(args)
+        .env_remove("REGSTAT_CONFIG")
+        .env("REGSTAT__DATABASE__URL", &db.url)
+        .env("REGSTAT__TELEMETRY__FILTER", "warn")
+        .stdin(std::process::Stdio::null());
+    if let Some(broker) = broker {
+        command
+            .env("REGSTAT__AMQP__URL", testkit::amqp_url())
+            .env("REGSTAT__AMQP__PREFIX", &broker.prefix);
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the regstat process")
+        .expect("run regstat")
+}

@@ -159,20 +159,7 @@ async fn a_large_ledger_is_estimated_not_counted() {
 
 /// Runs the real `regstat` binary against the test services.
 async fn regstat(db: &TestDb, broker: &TestBroker, args: &[&str]) -> std::process::Output {
-    let mut command =
-        std::process::Command::new(regstat_shared::testkit::workspace_binary("regstat"));
-    command
-        .args(args)
-        .env_remove("REGSTAT_CONFIG")
-        .env("REGSTAT__AMQP__URL", regstat_shared::testkit::amqp_url())
-        .env("REGSTAT__AMQP__PREFIX", &broker.prefix)
-        .env("REGSTAT__DATABASE__URL", &db.url)
-        .env("REGSTAT__TELEMETRY__FILTER", "warn")
-        .stdin(std::process::Stdio::null());
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap()
+    crate::helpers::regstat(db, Some(broker), args).await
 }
 
 fn json_of(output: &std::process::Output) -> Value {
