@@ -1,10 +1,15 @@
 //! `regstat cleanup plan`: what a cleanup policy would delete, with the reason for every tag
-//! and untagged manifest, read-only. The plan's rules are the store's
-//! ([`regstat_store::cleanup`]); this module reads the policy file, runs the plan and prints it.
+//! and untagged manifest, read-only; `regstat cleanup apply`: carry a plan out against the
+//! registry ([`mod@apply`]). The plan's rules are the store's ([`regstat_store::cleanup`]); this
+//! module reads the policy and plan files, runs them and prints what happened.
+
+pub mod apply;
 
 use crate::render::{self, Align, Format, Table, human_bytes, shorten};
 use anyhow::{Context, bail};
+use regstat_registry::Registries;
 use regstat_shared::config::Settings;
+use regstat_store::cleanup::inventory;
 use regstat_store::cleanup::plan::{self, Plan, Scope};
 use regstat_store::cleanup::policy::Policies;
 use regstat_store::db;
@@ -151,4 +156,168 @@ fn name(value: &impl serde::Serialize) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// `regstat cleanup apply`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The plan, as `regstat cleanup plan --output` wrote it.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// Delete. Without it, only say what would be deleted.
+    #[arg(long)]
+    pub yes: bool,
+    /// Stop after this many manifest deletions.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_deletions: usize,
+}
+
+/// What `apply` did, printed, and whether every deletion it tried was done.
+pub struct Applied {
+    /// What to print.
+    pub report: String,
+    /// `false` when the registry refused a deletion (the rest were not tried).
+    pub ok: bool,
+}
+
+/// Re-checks the plan against the current state, then deletes (with `--yes`) or says what it
+/// would delete.
+pub async fn apply(settings: &Settings, args: &ApplyArgs) -> anyhow::Result<Applied> {
+    use std::fmt::Write as _;
+    let text = std::fs::read_to_string(&args.plan)
+        .with_context(|| format!("reading the plan {}", args.plan.display()))?;
+    let made: Plan = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a plan written by `regstat cleanup plan --output`",
+            args.plan.display()
+        )
+    })?;
+    let pool = db::pool(&settings.database)?;
+    let current = inventory::repositories(&pool, None)
+        .await
+        .context("reading the current state")?;
+    pool.close().await;
+    let work = apply::recheck(&made, &current);
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "plan {} made {} with policy {} ({})",
+        args.plan.display(),
+        made.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+        made.policy_file.as_deref().unwrap_or("-"),
+        made.policy_hash
+    );
+    for skipped in &work.skipped {
+        let _ = writeln!(
+            report,
+            "skipped {}/{}{} ({}): {}",
+            skipped.registry,
+            skipped.repository,
+            skipped
+                .tag
+                .as_deref()
+                .map(|t| format!(":{t}"))
+                .unwrap_or_default(),
+            short(&skipped.digest),
+            skipped.reason
+        );
+    }
+    let describe = |d: &apply::Deletion| {
+        let tags = if d.tags.is_empty() {
+            String::new()
+        } else {
+            format!("; tags {}", d.tags.join(", "))
+        };
+        format!(
+            "{}/{}@{} ({}{tags})",
+            d.registry,
+            d.repository,
+            d.digest,
+            name(&d.kind)
+        )
+    };
+    let planned = work.deletions.len().min(args.max_deletions);
+    if !args.yes {
+        for deletion in work.deletions.iter().take(planned) {
+            let _ = writeln!(report, "would delete {}", describe(deletion));
+        }
+        let _ = writeln!(
+            report,
+            "dry run: {planned} manifests would be deleted{}, {} rows skipped; pass --yes to \
+             delete",
+            over_limit(work.deletions.len(), args.max_deletions),
+            work.skipped.len()
+        );
+        return Ok(Applied { report, ok: true });
+    }
+
+    let registries = Registries::from_settings(&settings.registries, &settings.callbacks)?;
+    // The registry's delete events carry it into regstat's deletion audit trail: which
+    // regstat and which plan (the plan file's hash) deleted it.
+    let user_agent = format!(
+        "regstat-cleanup/{} (plan sha256:{:x})",
+        regstat_shared::VERSION,
+        <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())
+    );
+    let mut deleted = 0;
+    let mut ok = true;
+    for deletion in work.deletions.iter().take(planned) {
+        let Some(client) = registries.client(&deletion.registry) else {
+            let _ = writeln!(
+                report,
+                "not deleted {}: no [[registries]] entry named {}, so regstat cannot reach it",
+                describe(deletion),
+                deletion.registry
+            );
+            continue;
+        };
+        match client
+            .delete_manifest(&deletion.repository, &deletion.digest, &user_agent)
+            .await
+        {
+            Ok(true) => {
+                deleted += 1;
+                let _ = writeln!(report, "deleted {}", describe(deletion));
+            }
+            Ok(false) => {
+                let _ = writeln!(report, "already gone {}", describe(deletion));
+            }
+            Err(error) => {
+                let _ = writeln!(
+                    report,
+                    "refused {}: {error}; stopping here, nothing after it was tried",
+                    describe(deletion)
+                );
+                ok = false;
+                break;
+            }
+        }
+    }
+    let _ = writeln!(
+        report,
+        "deleted {deleted} manifests{}, {} rows skipped. The registry frees their blobs only \
+         in its garbage collection: run `registry garbage-collect <config.yml>` (distribution; \
+         with the registry stopped or read-only) to reclaim the space",
+        over_limit(work.deletions.len(), args.max_deletions),
+        work.skipped.len()
+    );
+    Ok(Applied { report, ok })
+}
+
+/// Says how many deletions `--max-deletions` left for another run.
+fn over_limit(total: usize, max: usize) -> String {
+    if total > max {
+        format!(
+            " (stopped at --max-deletions {max}; {} more remain)",
+            total - max
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// A digest's first 12 hex digits.
+fn short(digest: &str) -> String {
+    shorten(digest.trim_start_matches("sha256:"), 12)
 }

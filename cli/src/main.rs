@@ -94,6 +94,12 @@ enum CleanupCommand {
     /// or why it is a candidate, and the bytes deleting it would free; totals per repository.
     /// Reads only.
     Plan(regstat_cli::cleanup::PlanArgs),
+    /// Carry out a plan against the registry: re-check every row against the current state
+    /// (a tag pulled, checked, pushed or moved since the plan is skipped), delete manifests by
+    /// digest only where every tag pointing at them is a candidate, referrers and an index's
+    /// children with it, at most --max-deletions, stopping at the first refusal. Without
+    /// --yes, says what it would do.
+    Apply(regstat_cli::cleanup::ApplyArgs),
 }
 
 #[derive(Subcommand)]
@@ -189,6 +195,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Cleanup(CleanupCommand::Plan(args)) => {
             print!("{}", regstat_cli::cleanup::plan(&settings, &args).await?);
+        }
+        Command::Cleanup(CleanupCommand::Apply(args)) => {
+            let applied = regstat_cli::cleanup::apply(&settings, &args).await?;
+            print!("{}", applied.report);
+            if !applied.ok {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Sync(args) => {
             let report = regstat_cli::sync::run(&settings, &args).await?;

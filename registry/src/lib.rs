@@ -8,6 +8,7 @@
 //!   digest, verified against the digest and cached; [`RegistryClient::content`], a
 //!   manifest's content with its platform, as callbacks and `regstat sync` record it.
 //! - `listing`: for `regstat sync`, the catalog and tag lists (paginated) and `HEAD` checks.
+//! - `deletion`: for `regstat cleanup apply`, deleting a manifest by digest.
 //! - `transport`: the one authenticated request path (base URL from configuration only,
 //!   never from an event; TLS via rustls; bounded time and concurrency; the 401 dance).
 //! - `auth`, `challenge`, `credentials`: answering a 401 (Basic, or a token from the realm),
@@ -22,6 +23,7 @@ mod auth;
 mod challenge;
 mod client;
 mod credentials;
+mod deletion;
 mod digest;
 mod error;
 mod hosts;

@@ -9,7 +9,7 @@ use crate::error::{FetchError, classify};
 use crate::hosts::{normalise_host, origin, same_origin, url_hosts};
 use anyhow::{Context, bail};
 use regstat_shared::config::{CallbackSettings, RegistrySettings};
-use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, USER_AGENT, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -134,6 +134,21 @@ impl Transport {
         scope: &str,
         what: &str,
     ) -> Result<reqwest::Response, FetchError> {
+        self.send_as(method, url, accept, scope, what, None).await
+    }
+
+    /// [`Self::send`] with another User-Agent than regstat's callbacks' (`regstat/<version>`,
+    /// whose requests the model ignores): what a request that must show in the registry's
+    /// events as its own kind sends, e.g. a cleanup's deletes.
+    pub(crate) async fn send_as(
+        &self,
+        method: Method,
+        url: Url,
+        accept: Option<&str>,
+        scope: &str,
+        what: &str,
+        user_agent: Option<&str>,
+    ) -> Result<reqwest::Response, FetchError> {
         let mut authorization = self.auth.up_front(scope);
         let mut answered = false;
         loop {
@@ -141,6 +156,9 @@ impl Transport {
             let mut request = self.http.request(method.clone(), url.clone());
             if let Some(accept) = accept {
                 request = request.header(ACCEPT, accept);
+            }
+            if let Some(user_agent) = user_agent {
+                request = request.header(USER_AGENT, user_agent);
             }
             if let Some(authorization) = &authorization {
                 request = authorization.apply(request);
@@ -183,6 +201,12 @@ impl Transport {
                     )));
                 }
                 StatusCode::NOT_FOUND => return Err(FetchError::Gone),
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    return Err(FetchError::Denied(format!(
+                        "{what}: 405, the registry does not allow it (deletes need \
+                         storage.delete.enabled)"
+                    )));
+                }
                 s if s == StatusCode::TOO_MANY_REQUESTS
                     || s == StatusCode::REQUEST_TIMEOUT
                     || s.is_server_error() =>

@@ -262,3 +262,295 @@ async fn the_plan_command_prints_and_writes_the_plan_and_refuses_a_bad_policy() 
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--policy"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod against_the_registry {
+    //! A plan made from real usage and applied to the real registry (distribution 2.8, deletes
+    //! enabled, notifying the pipeline), checked through the registry's own API.
+
+    use crate::helpers::{TestDb, TestReceiver, TestWorker, settings_with_file};
+    use crate::support::{
+        Notifications, OciLayout, RegistryOptions, Scratch, free_port, require_tools, skopeo,
+    };
+    use regstat_shared::testkit::{self, TestBroker};
+    use regstat_store::cleanup::decide::{RowKind, Verdict};
+    use regstat_store::cleanup::inventory;
+    use regstat_store::cleanup::plan::{Scope, plan};
+    use regstat_store::cleanup::policy::Policies;
+    use std::time::Duration;
+
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    const POLICY: &str = r#"
+[[policy]]
+repositories = ["e2e/**"]
+keep.tags = ['^v\d+\.\d+\.\d+$']
+keep.used_within = "30d"
+untagged = "delete"
+min_age = "24h"
+"#;
+
+    /// The registry's tags of `repository` (empty once it has none).
+    async fn tags(registry: &str, repository: &str) -> Vec<String> {
+        let response = reqwest::get(format!("http://{registry}/v2/{repository}/tags/list"))
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            return Vec::new();
+        }
+        let body: serde_json::Value = response.json().await.unwrap();
+        let mut tags: Vec<String> = body["tags"]
+            .as_array()
+            .map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+
+    /// Whether the registry still has the manifest `digest` in `repository`.
+    async fn has_manifest(registry: &str, repository: &str, digest: &str) -> bool {
+        let client = reqwest::Client::new();
+        let response = client
+            .head(format!("http://{registry}/v2/{repository}/manifests/{digest}"))
+            .header(
+                "Accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            )
+            .send()
+            .await
+            .unwrap();
+        response.status() == 200
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plan_applied_to_the_registry_deletes_exactly_what_the_rules_say() {
+        require_tools();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let port = free_port();
+        let registry = format!("127.0.0.1:{port}");
+        let config = format!("[[registries]]\nname = \"e2e\"\nurl = \"http://{registry}\"\n");
+        let db = TestDb::new().await;
+        let broker = TestBroker::new().await;
+        let settings = settings_with_file(
+            &db,
+            &broker,
+            &config,
+            &[("REGSTAT__RECEIVER__TOKENS", &token)],
+        );
+        let receiver = TestReceiver::spawn(&settings).await;
+        let worker = TestWorker::spawn(&settings);
+        let mut scratch = Scratch::new();
+        let notifications = Notifications {
+            url: format!("{}/events", receiver.address),
+            token,
+            include_references: true,
+        };
+        scratch
+            .start_registry_on(port, &RegistryOptions::default(), Some(&notifications))
+            .await;
+        let mut oci = OciLayout::new(&scratch, "oci");
+        let amd64 = oci.image("amd64", None).await;
+        let arm64 = oci.image("arm64", Some("v8")).await;
+        let armv7 = oci.image("arm", Some("v7")).await;
+        let multi = oci.index(&[&amd64, &arm64]);
+        oci.tag("amd64", &amd64.manifest);
+        oci.tag("arm64", &arm64.manifest);
+        oci.tag("armv7", &armv7.manifest);
+        oci.tag("multi", &multi);
+        let push = |source: &str, target: &str, all: bool| {
+            let source = oci.reference(source);
+            let target = format!("docker://{registry}/{target}");
+            let scratch = &scratch;
+            async move {
+                let mut args = vec!["copy", "--dest-tls-verify=false"];
+                if all {
+                    args.push("--all");
+                }
+                args.extend([source.as_str(), target.as_str()]);
+                skopeo(&args, scratch).await;
+            }
+        };
+        push("amd64", "e2e/app:v1.0.0", false).await; // kept by its name
+        push("amd64", "e2e/app:shared", false).await; // a candidate sharing v1.0.0's manifest
+        push("arm64", "e2e/app:old", false).await; // a candidate
+        push("armv7", "e2e/app:pulled", false).await; // a candidate, pulled before apply
+        push("multi", "e2e/multi:v2", true).await; // an index: goes with its children
+        push("arm64", "other/app:old", false).await; // no policy: kept whole
+
+        // Wait until the pipeline recorded everything with its content (the index's children).
+        let ready = || async {
+            if scratch.pending_notifications().await != 0 {
+                return None;
+            }
+            let repositories = inventory::repositories(&db.pool, Some("e2e")).await.ok()?;
+            let tags: usize = repositories.iter().map(|r| r.tags.len()).sum();
+            let children: usize = repositories
+                .iter()
+                .flat_map(|r| &r.manifests)
+                .map(|m| m.children.len())
+                .sum();
+            (tags == 6 && children == 2).then_some(repositories)
+        };
+        testkit::eventually(DEADLINE, "the pushes recorded", ready).await;
+
+        // Plan as if two months had passed: nothing was used in the last 30 days.
+        let policies = Policies::parse(POLICY).unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::days(60);
+        let made = plan(
+            &db.pool,
+            &policies,
+            Some("policy.toml".into()),
+            &Scope::default(),
+            later,
+        )
+        .await
+        .unwrap();
+        let decided = |repository: &str, tag: Option<&str>| {
+            made.rows
+                .iter()
+                .filter(|r| r.repository == repository && r.tag.as_deref() == tag)
+                .map(|r| (r.kind, r.decision))
+                .collect::<Vec<_>>()
+        };
+        use RowKind::*;
+        use Verdict::*;
+        assert_eq!(decided("e2e/app", Some("v1.0.0")), [(Image, Keep)]);
+        assert_eq!(decided("e2e/app", Some("shared")), [(Image, Delete)]);
+        assert_eq!(decided("e2e/app", Some("old")), [(Image, Delete)]);
+        assert_eq!(decided("e2e/app", Some("pulled")), [(Image, Delete)]);
+        assert_eq!(decided("e2e/multi", Some("v2")), [(Index, Delete)]);
+        assert_eq!(
+            decided("e2e/multi", None),
+            [(Child, Delete), (Child, Delete)]
+        );
+        assert_eq!(decided("other/app", Some("old")), [(Image, Keep)]);
+        let plan_file = scratch.write("plan.json", serde_json::to_vec(&made).unwrap());
+
+        // A tag pulled between plan and apply survives.
+        let pulled_to = format!("oci:{}:pulled", scratch.dir.join("pulled").display());
+        let pulled_from = format!("docker://{registry}/e2e/app:pulled");
+        skopeo(
+            &["copy", "--src-tls-verify=false", &pulled_from, &pulled_to],
+            &scratch,
+        )
+        .await;
+        let planned_use = made
+            .rows
+            .iter()
+            .find(|r| r.tag.as_deref() == Some("pulled"))
+            .and_then(|r| r.last_used_at);
+        testkit::eventually(DEADLINE, "the pull recorded", || async {
+            let repositories = inventory::repositories(&db.pool, Some("e2e")).await.ok()?;
+            let now = repositories
+                .iter()
+                .flat_map(|r| &r.tags)
+                .find(|t| t.tag == "pulled")?
+                .last_used_at;
+            (now > planned_use).then_some(())
+        })
+        .await;
+
+        let config_file = scratch.write("regstat.toml", &config);
+        let apply = |yes: bool| {
+            let mut args = vec![
+                "--config".to_owned(),
+                config_file.display().to_string(),
+                "cleanup".to_owned(),
+                "apply".to_owned(),
+                "--plan".to_owned(),
+                plan_file.display().to_string(),
+            ];
+            if yes {
+                args.push("--yes".to_owned());
+            }
+            let db = &db;
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                super::regstat(db, &args).await
+            }
+        };
+        let dry = apply(false).await;
+        let dry_text = String::from_utf8_lossy(&dry.stdout).into_owned();
+        assert!(
+            dry.status.success(),
+            "{dry_text}{}",
+            String::from_utf8_lossy(&dry.stderr)
+        );
+        assert!(
+            dry_text.contains("dry run: 4 manifests would be deleted"),
+            "{dry_text}"
+        );
+        assert_eq!(
+            tags(&registry, "e2e/app").await,
+            ["old", "pulled", "shared", "v1.0.0"]
+        );
+
+        let done = apply(true).await;
+        let text = String::from_utf8_lossy(&done.stdout).into_owned();
+        assert!(
+            done.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(text.contains("skipped e2e/e2e/app:pulled"), "{text}");
+        assert!(text.contains("used since the plan"), "{text}");
+        assert!(text.contains("skipped e2e/e2e/app:shared"), "{text}");
+        assert!(text.contains("garbage-collect"), "{text}");
+        println!("{text}");
+
+        // The registry, through its own API: exactly the plan's deletions happened.
+        assert_eq!(
+            tags(&registry, "e2e/app").await,
+            ["pulled", "shared", "v1.0.0"]
+        );
+        assert!(!has_manifest(&registry, "e2e/app", &arm64.manifest.digest).await);
+        assert!(has_manifest(&registry, "e2e/app", &amd64.manifest.digest).await);
+        assert_eq!(tags(&registry, "e2e/multi").await, Vec::<String>::new());
+        assert!(!has_manifest(&registry, "e2e/multi", &multi.digest).await);
+        assert!(!has_manifest(&registry, "e2e/multi", &amd64.manifest.digest).await);
+        assert!(!has_manifest(&registry, "e2e/multi", &arm64.manifest.digest).await);
+        assert_eq!(tags(&registry, "other/app").await, ["old"]);
+
+        // The deletions reach regstat through the registry's own events: the audit trail says
+        // which plan deleted them, and the tags are gone from regstat's model too.
+        let plan_hash = format!(
+            "sha256:{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&plan_file).unwrap())
+        );
+        testkit::eventually(DEADLINE, "the deletions recorded", || async {
+            let agents: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT request_useragent FROM regstat.deletions
+                 WHERE repository LIKE 'e2e/%' AND digest IS NOT NULL",
+            )
+            .fetch_all(&db.pool)
+            .await
+            .ok()?;
+            (agents.len() == 4).then_some(agents)
+        })
+        .await
+        .iter()
+        .for_each(|agent| {
+            let agent = agent.as_deref().unwrap_or_default();
+            assert!(
+                agent.starts_with("regstat-cleanup/") && agent.contains(&plan_hash),
+                "{agent}"
+            );
+        });
+        let left: Vec<String> = inventory::repositories(&db.pool, Some("e2e"))
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.tags.iter().map(|t| format!("{}:{}", r.repository, t.tag)))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "e2e/app:pulled",
+                "e2e/app:shared",
+                "e2e/app:v1.0.0",
+                "other/app:old"
+            ]
+        );
+        worker.stop().await;
+        receiver.stop().await;
+    }
+}
