@@ -15,6 +15,7 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use regstat_store::browse::{self, ManifestRef, RepositorySort, TagRef};
+use regstat_store::cleanup::{self, policy::Policies};
 use regstat_store::status;
 use serde_json::{Value, json};
 
@@ -1027,6 +1028,78 @@ struct CandidatesPage {
     orphaned: Table,
     undetermined: Table,
     missing: Table,
+    plan: PlanSection,
+}
+
+/// The cleanup plan of the configured policy, as the candidates page shows it (read-only).
+struct PlanSection {
+    /// `cleanup.policy_file`, if set.
+    policy_file: Option<String>,
+    /// Why there is no plan: the file cannot be read or is refused.
+    problem: Option<String>,
+    /// Its candidates.
+    rows: Table,
+    /// Candidates and bytes freed per repository.
+    totals: Table,
+}
+
+impl PlanSection {
+    /// The plan of `state.policy_file` as of now.
+    async fn of(state: &AppState) -> Result<Self, ConsoleError> {
+        let mut section = Self {
+            policy_file: None,
+            problem: None,
+            rows: Table::new("cleanup-plan", Vec::new()),
+            totals: Table::new("cleanup-totals", Vec::new()),
+        };
+        if state.policy_file.is_empty() {
+            return Ok(section);
+        }
+        section.policy_file = Some(state.policy_file.clone());
+        let policies = match std::fs::read_to_string(&state.policy_file) {
+            Err(error) => Err(format!("cannot be read: {error}")),
+            Ok(text) => Policies::parse(&text).map_err(|e| format!("is refused: {e}")),
+        };
+        let policies = match policies {
+            Ok(policies) => policies,
+            Err(problem) => {
+                section.problem = Some(problem);
+                return Ok(section);
+            }
+        };
+        let plan = cleanup::plan::plan(
+            &state.pool,
+            &policies,
+            Some(state.policy_file.clone()),
+            &cleanup::plan::Scope::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(ConsoleError::Unavailable)?;
+        let candidates: Vec<Value> = plan
+            .rows
+            .iter()
+            .filter(|r| r.decision == cleanup::decide::Verdict::Delete)
+            .take(CANDIDATES_SHOWN)
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .map(|mut row| {
+                // Use is known per tag: an untagged manifest's is not "never" but unknown.
+                if row["tag"].is_null() {
+                    row["last_used_at"] = json!("unknown");
+                }
+                row
+            })
+            .collect();
+        section.rows = Table::of_rows("cleanup-plan", &candidates);
+        section.rows.empty = "The policy keeps everything.".to_owned();
+        let totals: Vec<Value> = plan
+            .totals
+            .iter()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        section.totals = Table::of_rows("cleanup-totals", &totals);
+        Ok(section)
+    }
 }
 
 async fn candidates(
@@ -1068,6 +1141,7 @@ async fn candidates(
     undetermined.empty = "Every live manifest's content is known.".to_owned();
     let mut missing = Table::of_report(state, "missing-blobs", vec![], CANDIDATES_SHOWN).await?;
     missing.empty = "No manifest references a deleted blob.".to_owned();
+    let plan = PlanSection::of(state).await?;
     html(CandidatesPage {
         frame: Frame::new("Candidates", "candidates"),
         days,
@@ -1078,5 +1152,6 @@ async fn candidates(
         orphaned,
         undetermined,
         missing,
+        plan,
     })
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// `amqp.prefix`: which queues' status to show.
     pub prefix: String,
+    /// `cleanup.policy_file`: the policy whose plan the candidates page shows (empty: none).
+    pub policy_file: String,
 }
 
 /// Longest wait for the database in a readiness check.
@@ -68,6 +70,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             prefix: settings.amqp.prefix.clone(),
+            policy_file: settings.cleanup.policy_file.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -370,3 +370,66 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     console.stop().await;
 }
+
+/// The candidates page shows the plan of `cleanup.policy_file` (read-only), says when none is
+/// configured, and shows why a policy is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_candidates_page_shows_the_plan_of_the_configured_policy() {
+    let (db, broker, console) = console_with_fixtures().await;
+    let page = text(&console, "/candidates").await;
+    assert!(page.contains("id=\"cleanup-none\""), "{page}");
+
+    let dir = std::env::temp_dir().join(regstat_shared::testkit::unique_name("policy"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[policy]]\nrepositories = [\"lab/multi\"]\nuntagged = \"delete\"\n",
+    )
+    .unwrap();
+    let with_policy = |policy: &std::path::Path| {
+        crate::helpers::settings_with_file(
+            &db,
+            &broker,
+            &format!(
+                "[console]\nlisten = \"127.0.0.1:0\"\ntokens = [\"{TOKEN}\"]\n\
+                 [cleanup]\npolicy_file = \"{}\"\n",
+                policy.display()
+            ),
+            &[],
+        )
+    };
+    let planned = TestConsole::spawn(&with_policy(&policy));
+    let page = text(&planned, "/candidates").await;
+    let section = page
+        .split("id=\"cleanup-plan\"")
+        .nth(1)
+        .expect("the plan's table");
+    let (rows, totals) = section
+        .split_once("id=\"cleanup-totals\"")
+        .expect("the totals after the rows");
+    assert!(rows.contains("lab/multi"), "{rows}");
+    assert!(rows.contains("no rule of policy[0] keeps it"), "{rows}");
+    assert!(
+        !rows.contains(">lab/app<"),
+        "no policy matches lab/app: {rows}"
+    );
+    assert!(
+        !rows.contains(">never<"),
+        "an untagged manifest's last use is not known: {rows}"
+    );
+    assert!(totals.contains(">lab/multi<"), "{totals}");
+    planned.stop().await;
+
+    std::fs::write(&policy, "[[policy]]\nrepositories = [\"lab/*\"]\n").unwrap();
+    let refused = TestConsole::spawn(&with_policy(&policy));
+    let page = text(&refused, "/candidates").await;
+    let problem = page
+        .split("id=\"cleanup-problem\"")
+        .nth(1)
+        .expect("the policy's problem");
+    assert!(problem.contains("policy[0].untagged"), "{problem}");
+    refused.stop().await;
+    console.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
