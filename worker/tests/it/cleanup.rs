@@ -351,11 +351,13 @@ min_age = "24h"
         let amd64 = oci.image("amd64", None).await;
         let arm64 = oci.image("arm64", Some("v8")).await;
         let armv7 = oci.image("arm", Some("v7")).await;
+        let signature = oci.image("ppc64le", None).await;
         let multi = oci.index(&[&amd64, &arm64]);
         oci.tag("amd64", &amd64.manifest);
         oci.tag("arm64", &arm64.manifest);
         oci.tag("armv7", &armv7.manifest);
         oci.tag("multi", &multi);
+        oci.tag("signature", &signature.manifest);
         let push = |source: &str, target: &str, all: bool| {
             let source = oci.reference(source);
             let target = format!("docker://{registry}/{target}");
@@ -375,6 +377,12 @@ min_age = "24h"
         push("armv7", "e2e/app:pulled", false).await; // a candidate, pulled before apply
         push("multi", "e2e/multi:v2", true).await; // an index: goes with its children
         push("arm64", "other/app:old", false).await; // no policy: kept whole
+        // A signature of e2e/app:old, by the cosign tag convention: goes with its subject.
+        let sig_tag = format!(
+            "sha256-{}.sig",
+            arm64.manifest.digest.trim_start_matches("sha256:")
+        );
+        push("signature", &format!("e2e/app:{sig_tag}"), false).await;
 
         // Wait until the pipeline recorded everything with its content (the index's children).
         let ready = || async {
@@ -388,12 +396,29 @@ min_age = "24h"
                 .flat_map(|r| &r.manifests)
                 .map(|m| m.children.len())
                 .sum();
-            (tags == 6 && children == 2).then_some(repositories)
+            (tags == 7 && children == 2).then_some(repositories)
         };
         testkit::eventually(DEADLINE, "the pushes recorded", ready).await;
 
-        // Plan as if two months had passed: nothing was used in the last 30 days.
+        // Now, everything is younger than min_age: nothing is a candidate.
         let policies = Policies::parse(POLICY).unwrap();
+        let young = plan(
+            &db.pool,
+            &policies,
+            None,
+            &Scope::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        for row in young
+            .rows
+            .iter()
+            .filter(|r| r.repository.starts_with("e2e/"))
+        {
+            assert_eq!(row.decision, Verdict::Keep, "{row:?}");
+        }
+        // Plan as if two months had passed: nothing was used in the last 30 days.
         let later = chrono::Utc::now() + chrono::Duration::days(60);
         let made = plan(
             &db.pool,
@@ -423,6 +448,7 @@ min_age = "24h"
             [(Child, Delete), (Child, Delete)]
         );
         assert_eq!(decided("other/app", Some("old")), [(Image, Keep)]);
+        assert_eq!(decided("e2e/app", Some(&sig_tag)), [(Referrer, Delete)]);
         let plan_file = scratch.write("plan.json", serde_json::to_vec(&made).unwrap());
 
         // A tag pulled between plan and apply survives.
@@ -476,13 +502,12 @@ min_age = "24h"
             String::from_utf8_lossy(&dry.stderr)
         );
         assert!(
-            dry_text.contains("dry run: 4 manifests would be deleted"),
+            dry_text.contains("dry run: 5 manifests would be deleted"),
             "{dry_text}"
         );
-        assert_eq!(
-            tags(&registry, "e2e/app").await,
-            ["old", "pulled", "shared", "v1.0.0"]
-        );
+        let mut before = vec!["old", "pulled", "shared", sig_tag.as_str(), "v1.0.0"];
+        before.sort_unstable();
+        assert_eq!(tags(&registry, "e2e/app").await, before);
 
         let done = apply(true).await;
         let text = String::from_utf8_lossy(&done.stdout).into_owned();
@@ -503,6 +528,7 @@ min_age = "24h"
             ["pulled", "shared", "v1.0.0"]
         );
         assert!(!has_manifest(&registry, "e2e/app", &arm64.manifest.digest).await);
+        assert!(!has_manifest(&registry, "e2e/app", &signature.manifest.digest).await);
         assert!(has_manifest(&registry, "e2e/app", &amd64.manifest.digest).await);
         assert_eq!(tags(&registry, "e2e/multi").await, Vec::<String>::new());
         assert!(!has_manifest(&registry, "e2e/multi", &multi.digest).await);
@@ -524,7 +550,7 @@ min_age = "24h"
             .fetch_all(&db.pool)
             .await
             .ok()?;
-            (agents.len() == 4).then_some(agents)
+            (agents.len() == 5).then_some(agents)
         })
         .await
         .iter()
