@@ -476,7 +476,7 @@ min_age = "24h"
         .await;
 
         let config_file = scratch.write("regstat.toml", &config);
-        let apply = |yes: bool| {
+        let apply = |yes: bool, max: Option<&str>| {
             let mut args = vec![
                 "--config".to_owned(),
                 config_file.display().to_string(),
@@ -488,13 +488,22 @@ min_age = "24h"
             if yes {
                 args.push("--yes".to_owned());
             }
+            if let Some(max) = max {
+                args.extend(["--max-deletions".to_owned(), max.to_owned()]);
+            }
             let db = &db;
             async move {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 super::regstat(db, &args).await
             }
         };
-        let dry = apply(false).await;
+        let limited = apply(false, Some("2")).await;
+        let limited = String::from_utf8_lossy(&limited.stdout).into_owned();
+        assert!(
+            limited.contains("dry run: 2 manifests would be deleted (stopped at --max-deletions 2; 3 more remain)"),
+            "{limited}"
+        );
+        let dry = apply(false, None).await;
         let dry_text = String::from_utf8_lossy(&dry.stdout).into_owned();
         assert!(
             dry.status.success(),
@@ -509,7 +518,7 @@ min_age = "24h"
         before.sort_unstable();
         assert_eq!(tags(&registry, "e2e/app").await, before);
 
-        let done = apply(true).await;
+        let done = apply(true, None).await;
         let text = String::from_utf8_lossy(&done.stdout).into_owned();
         assert!(
             done.status.success(),
