@@ -352,12 +352,14 @@ min_age = "24h"
         let arm64 = oci.image("arm64", Some("v8")).await;
         let armv7 = oci.image("arm", Some("v7")).await;
         let signature = oci.image("ppc64le", None).await;
+        let checked = oci.image("s390x", None).await;
         let multi = oci.index(&[&amd64, &arm64]);
         oci.tag("amd64", &amd64.manifest);
         oci.tag("arm64", &arm64.manifest);
         oci.tag("armv7", &armv7.manifest);
         oci.tag("multi", &multi);
         oci.tag("signature", &signature.manifest);
+        oci.tag("checked", &checked.manifest);
         let push = |source: &str, target: &str, all: bool| {
             let source = oci.reference(source);
             let target = format!("docker://{registry}/{target}");
@@ -374,6 +376,7 @@ min_age = "24h"
         push("amd64", "e2e/app:v1.0.0", false).await; // kept by its name
         push("amd64", "e2e/app:shared", false).await; // a candidate sharing v1.0.0's manifest
         push("arm64", "e2e/app:old", false).await; // a candidate
+        push("checked", "e2e/app:checked", false).await; // only version-checked: kept
         push("armv7", "e2e/app:pulled", false).await; // a candidate, pulled before apply
         push("multi", "e2e/multi:v2", true).await; // an index: goes with its children
         push("arm64", "other/app:old", false).await; // no policy: kept whole
@@ -396,9 +399,29 @@ min_age = "24h"
                 .flat_map(|r| &r.manifests)
                 .map(|m| m.children.len())
                 .sum();
-            (tags == 7 && children == 2).then_some(repositories)
+            (tags == 8 && children == 2).then_some(repositories)
         };
         testkit::eventually(DEADLINE, "the pushes recorded", ready).await;
+
+        // A client whose image is up to date only HEADs the tag (containerd, `docker pull`,
+        // `imagePullPolicy: Always`): a version check, which is a use.
+        let head = reqwest::Client::new()
+            .head(format!("http://{registry}/v2/e2e/app/manifests/checked"))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .header("User-Agent", "containerd/1.7.24")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200);
+        let checked_at = testkit::eventually(DEADLINE, "the version check recorded", || async {
+            let repositories = inventory::repositories(&db.pool, Some("e2e")).await.ok()?;
+            let tag = repositories
+                .iter()
+                .flat_map(|r| &r.tags)
+                .find(|t| t.tag == "checked")?;
+            tag.last_used_at.filter(|&at| Some(at) > tag.pushed_at)
+        })
+        .await;
 
         // Now, everything is younger than min_age: nothing is a candidate.
         let policies = Policies::parse(POLICY).unwrap();
@@ -418,8 +441,10 @@ min_age = "24h"
         {
             assert_eq!(row.decision, Verdict::Keep, "{row:?}");
         }
-        // Plan as if two months had passed: nothing was used in the last 30 days.
-        let later = chrono::Utc::now() + chrono::Duration::days(60);
+        // Plan as if 30 days had passed since the version check, less a millisecond: the
+        // checked tag was used within 30 days, every other use (the pushes, all before the
+        // check) is older than that, and everything is older than min_age.
+        let later = checked_at + chrono::Duration::days(30) - chrono::Duration::milliseconds(1);
         let made = plan(
             &db.pool,
             &policies,
@@ -441,6 +466,15 @@ min_age = "24h"
         assert_eq!(decided("e2e/app", Some("v1.0.0")), [(Image, Keep)]);
         assert_eq!(decided("e2e/app", Some("shared")), [(Image, Delete)]);
         assert_eq!(decided("e2e/app", Some("old")), [(Image, Delete)]);
+        assert_eq!(decided("e2e/app", Some("checked")), [(Image, Keep)]);
+        let checked_row = made
+            .rows
+            .iter()
+            .find(|r| r.tag.as_deref() == Some("checked"));
+        assert!(
+            checked_row.is_some_and(|r| r.reason.contains("keep.used_within")),
+            "{checked_row:?}"
+        );
         assert_eq!(decided("e2e/app", Some("pulled")), [(Image, Delete)]);
         assert_eq!(decided("e2e/multi", Some("v2")), [(Index, Delete)]);
         assert_eq!(
@@ -514,7 +548,14 @@ min_age = "24h"
             dry_text.contains("dry run: 5 manifests would be deleted"),
             "{dry_text}"
         );
-        let mut before = vec!["old", "pulled", "shared", sig_tag.as_str(), "v1.0.0"];
+        let mut before = vec![
+            "checked",
+            "old",
+            "pulled",
+            "shared",
+            sig_tag.as_str(),
+            "v1.0.0",
+        ];
         before.sort_unstable();
         assert_eq!(tags(&registry, "e2e/app").await, before);
 
@@ -534,7 +575,7 @@ min_age = "24h"
         // The registry, through its own API: exactly the plan's deletions happened.
         assert_eq!(
             tags(&registry, "e2e/app").await,
-            ["pulled", "shared", "v1.0.0"]
+            ["checked", "pulled", "shared", "v1.0.0"]
         );
         assert!(!has_manifest(&registry, "e2e/app", &arm64.manifest.digest).await);
         assert!(!has_manifest(&registry, "e2e/app", &signature.manifest.digest).await);
@@ -579,12 +620,108 @@ min_age = "24h"
         assert_eq!(
             left,
             [
+                "e2e/app:checked",
                 "e2e/app:pulled",
                 "e2e/app:shared",
                 "e2e/app:v1.0.0",
                 "other/app:old"
             ]
         );
+        worker.stop().await;
+        receiver.stop().await;
+    }
+
+    /// A registry that refuses deletions (distribution's default: `storage.delete.enabled`
+    /// off) stops `apply` at the first refusal: nothing after it is tried, the registry keeps
+    /// every tag, and the command fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apply_stops_at_the_first_deletion_the_registry_refuses() {
+        require_tools();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let port = free_port();
+        let registry = format!("127.0.0.1:{port}");
+        let config = format!("[[registries]]\nname = \"e2e\"\nurl = \"http://{registry}\"\n");
+        let db = TestDb::new().await;
+        let broker = TestBroker::new().await;
+        let settings = settings_with_file(
+            &db,
+            &broker,
+            &config,
+            &[("REGSTAT__RECEIVER__TOKENS", &token)],
+        );
+        let receiver = TestReceiver::spawn(&settings).await;
+        let worker = TestWorker::spawn(&settings);
+        let mut scratch = Scratch::new();
+        let notifications = Notifications {
+            url: format!("{}/events", receiver.address),
+            token,
+            include_references: true,
+        };
+        let options = RegistryOptions {
+            deletes_disabled: true,
+            ..RegistryOptions::default()
+        };
+        scratch
+            .start_registry_on(port, &options, Some(&notifications))
+            .await;
+        let mut oci = OciLayout::new(&scratch, "oci");
+        let amd64 = oci.image("amd64", None).await;
+        let arm64 = oci.image("arm64", Some("v8")).await;
+        oci.tag("amd64", &amd64.manifest);
+        oci.tag("arm64", &arm64.manifest);
+        for (source, tag) in [("amd64", "a"), ("arm64", "b")] {
+            let source = oci.reference(source);
+            let target = format!("docker://{registry}/e2e/app:{tag}");
+            skopeo(
+                &["copy", "--dest-tls-verify=false", &source, &target],
+                &scratch,
+            )
+            .await;
+        }
+        testkit::eventually(DEADLINE, "the pushes recorded", || async {
+            if scratch.pending_notifications().await != 0 {
+                return None;
+            }
+            let repositories = inventory::repositories(&db.pool, Some("e2e")).await.ok()?;
+            (repositories.iter().map(|r| r.tags.len()).sum::<usize>() == 2).then_some(())
+        })
+        .await;
+
+        let policies = Policies::parse(POLICY).unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::days(60);
+        let made = plan(&db.pool, &policies, None, &Scope::default(), later)
+            .await
+            .unwrap();
+        let candidates = made
+            .rows
+            .iter()
+            .filter(|r| r.decision == Verdict::Delete)
+            .count();
+        assert_eq!(candidates, 2, "{made:?}");
+        let plan_file = scratch.write("plan.json", serde_json::to_vec(&made).unwrap());
+        let config_file = scratch.write("regstat.toml", &config);
+        let args = [
+            "--config",
+            config_file.to_str().unwrap(),
+            "cleanup",
+            "apply",
+            "--plan",
+            plan_file.to_str().unwrap(),
+            "--yes",
+        ];
+        let applied = super::regstat(&db, &args).await;
+        let text = String::from_utf8_lossy(&applied.stdout).into_owned();
+        assert!(!applied.status.success(), "{text}");
+        assert_eq!(text.matches("refused ").count(), 1, "{text}");
+        assert!(
+            text.contains("stopping here, nothing after it was tried"),
+            "{text}"
+        );
+        assert!(!text.contains("\ndeleted e2e"), "{text}");
+        assert!(text.contains("deleted 0 manifests"), "{text}");
+        assert_eq!(tags(&registry, "e2e/app").await, ["a", "b"]);
+        assert!(has_manifest(&registry, "e2e/app", &amd64.manifest.digest).await);
+        assert!(has_manifest(&registry, "e2e/app", &arm64.manifest.digest).await);
         worker.stop().await;
         receiver.stop().await;
     }

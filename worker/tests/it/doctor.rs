@@ -586,6 +586,7 @@ async fn registries_with_wrong_credentials_or_unreachable_fail() {
         .start_registry(&RegistryOptions {
             htpasswd: Some(htpasswd),
             tls: None,
+            ..RegistryOptions::default()
         })
         .await;
     let unreachable = nowhere("http://", "");

@@ -146,6 +146,9 @@ pub struct RegistryOptions {
     pub htpasswd: Option<PathBuf>,
     /// Certificate and key (PEM): serve https.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse deletions (`storage.delete.enabled: false`, the registry's default); tests
+    /// enable them unless they say otherwise.
+    pub deletes_disabled: bool,
 }
 
 /// Where the registry sends its notifications (one endpoint).
@@ -301,13 +304,14 @@ storage:
   filesystem:
     rootdirectory: {}/data
   delete:
-    enabled: true
+    enabled: {}
 http:
   addr: 127.0.0.1:{port}
   debug:
     addr: {debug}
 ",
-        dir.display()
+        dir.display(),
+        !options.deletes_disabled
     );
     if let Some((certificate, key)) = &options.tls {
         let _ = write!(

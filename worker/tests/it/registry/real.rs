@@ -175,6 +175,7 @@ async fn htpasswd_basic_auth_on_a_real_registry() {
     let options = RegistryOptions {
         htpasswd: Some(htpasswd),
         tls: None,
+        ..RegistryOptions::default()
     };
     let host = scratch.start_registry(&options).await;
     let layout = build_oci_layout(&scratch).await;
@@ -274,6 +275,7 @@ async fn tls_with_an_extra_ca_or_without_verification() {
             scratch.write("cert.pem", certificate),
             scratch.write("key.pem", key),
         )),
+        ..RegistryOptions::default()
     };
     let host = scratch.start_registry(&options).await;
     let layout = build_oci_layout(&scratch).await;
