@@ -30,6 +30,8 @@ pub struct AppState {
     pub retry_after_secs: u32,
     /// `receiver.request_body_timeout_ms`.
     pub body_timeout: Duration,
+    /// Names the routing key (and so the queue and shard) of each event.
+    pub topology: Topology,
 }
 
 /// A built receiver, not yet serving.
@@ -76,7 +78,7 @@ impl Application {
         let (publisher, supervisor) = Publisher::start(
             &settings.amqp,
             settings.receiver_blocked_answer(),
-            topology,
+            topology.clone(),
             shutdown.clone(),
         );
         regstat_shared::metrics::handle();
@@ -87,6 +89,7 @@ impl Application {
             body_limit: settings.receiver.body_limit_bytes,
             retry_after_secs: settings.receiver.retry_after_secs,
             body_timeout: Duration::from_millis(settings.receiver.request_body_timeout_ms),
+            topology,
         });
         let receiver = &settings.receiver;
         let workers = match receiver.http_workers {

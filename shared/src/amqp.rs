@@ -1,5 +1,6 @@
 //! Connecting to RabbitMQ, and finding out which RabbitMQ it is.
 
+use crate::config::{node_urls, redact_url};
 use lapin::protocol::{AMQPClass, connection};
 use lapin::tcp::{AMQPUriTcpExt, TLSConfig};
 use lapin::types::AMQPValue;
@@ -7,12 +8,72 @@ use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use secrecy::{ExposeSecret, SecretString};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Opens a connection named `name` (shown in RabbitMQ's connection list).
+/// Longest wait for one node to accept a connection before the next is tried (a node behind
+/// a partition may never answer the TCP handshake).
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection named `name` (shown in RabbitMQ's connection list) to a node of `url`
+/// (one URI, or a cluster's nodes separated by commas): the first that accepts it, in the
+/// order [`nodes_in_turn`] gives.
 pub async fn connect(url: &SecretString, name: &str) -> lapin::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url.expose_secret(), properties).await
+    let nodes = nodes_in_turn(url);
+    let mut failure = None;
+    for (index, node) in nodes.iter().enumerate() {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let attempt = tokio::time::timeout(
+            NODE_CONNECT_TIMEOUT,
+            Connection::connect(node.expose_secret(), properties),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(lapin::Error::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        });
+        match attempt {
+            Ok(connection) => {
+                if nodes.len() > 1 {
+                    tracing::info!(
+                        node = %redact_url(node.expose_secret()),
+                        connection = name,
+                        "connected to a broker node"
+                    );
+                }
+                return Ok(connection);
+            }
+            Err(error) => {
+                if index + 1 < nodes.len() {
+                    tracing::warn!(
+                        node = %redact_url(node.expose_secret()),
+                        connection = name,
+                        %error,
+                        "broker node unreachable, trying the next"
+                    );
+                }
+                failure = Some(error);
+            }
+        }
+    }
+    Err(failure
+        .unwrap_or_else(|| lapin::Error::from(std::io::Error::other("amqp.url lists no node"))))
+}
+
+/// The nodes of `url` in the order to try them now: each call starts one node further (from a
+/// start that differs per process), so processes started together spread over the cluster
+/// and one that lost its node tries another first.
+fn nodes_in_turn(url: &SecretString) -> Vec<SecretString> {
+    static TURN: AtomicUsize = AtomicUsize::new(0);
+    let mut nodes = node_urls(url);
+    if nodes.is_empty() {
+        nodes.push(url.clone());
+    }
+    let turn = TURN.fetch_add(1, Ordering::Relaxed);
+    let start = (std::process::id() as usize).wrapping_add(turn) % nodes.len();
+    nodes.rotate_left(start);
+    nodes
 }
 
 /// A RabbitMQ version, as the broker announces it.
@@ -70,11 +131,24 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest greeting read (RabbitMQ's is about 600 bytes).
 const MAX_GREETING_BYTES: usize = 64 * 1024;
 
-/// The version of the broker at `url`, from the `version` server property of its
+/// The version of the broker at `url` (of the first node that answers, for a cluster's list;
+/// a cluster's nodes run one version, except during a rolling upgrade), from the `version` server property of its
 /// `connection.start` greeting (lapin does not expose it). Opens a connection of its own with
 /// the same TCP and TLS stack as lapin, sends the protocol header, reads the greeting and
 /// closes, before any credential is sent.
 pub async fn broker_version(url: &SecretString) -> Result<Option<BrokerVersion>, ProbeError> {
+    let mut failure = None;
+    for node in nodes_in_turn(url) {
+        match node_version(&node).await {
+            Ok(version) => return Ok(version),
+            Err(error) => failure = Some(error),
+        }
+    }
+    Err(failure.unwrap_or_else(|| ProbeError::Url("amqp.url lists no node".to_owned())))
+}
+
+/// [`broker_version`] of one node.
+async fn node_version(url: &SecretString) -> Result<Option<BrokerVersion>, ProbeError> {
     let uri: AMQPUri = url.expose_secret().parse().map_err(ProbeError::Url)?;
     let probe = tokio::task::spawn_blocking(move || greeting(&uri));
     let properties = tokio::time::timeout(PROBE_TIMEOUT, probe)

@@ -154,9 +154,20 @@ pub struct AmqpSettings {
     /// Delays of the retry queues, in seconds.
     #[serde(deserialize_with = "comma_separated")]
     pub retry_delays_secs: Vec<u64>,
+    /// Work queues per path (1: unsharded).
+    pub shards: u16,
+    /// The shard count whose queues the workers keep draining while `shards` changes (0: none).
+    pub previous_shards: u16,
+    /// Initial quorum group size of regstat's queues (0: the broker's default).
+    pub quorum_group_size: u16,
 }
 
 impl AmqpSettings {
+    /// The nodes of [`Self::url`]: one URI, or a cluster's, separated by commas.
+    pub fn node_urls(&self) -> Vec<SecretString> {
+        node_urls(&self.url)
+    }
+
     /// [`Self::confirm_timeout_ms`] as a duration.
     pub fn confirm_timeout(&self) -> Duration {
         Duration::from_millis(self.confirm_timeout_ms)
@@ -284,6 +295,9 @@ pub struct WorkerSettings {
     pub batch_linger_ms: u64,
     /// Tries of an event before it is dead-lettered.
     pub max_attempts: u32,
+    /// The shards this worker consumes (empty: all).
+    #[serde(deserialize_with = "comma_separated")]
+    pub shards: Vec<u16>,
     /// User-Agent substrings whose pulls count as system pulls.
     #[serde(deserialize_with = "comma_separated")]
     pub system_user_agents: Vec<String>,
@@ -455,9 +469,30 @@ impl Settings {
                 reason: reason.to_owned(),
             })
         };
-        let amqp_url = self.amqp.url.expose_secret();
-        if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
-            return invalid("amqp.url", "must start with amqp:// or amqps://");
+        let nodes = self.amqp.node_urls();
+        if nodes.is_empty()
+            || nodes.iter().any(|url| {
+                let url = url.expose_secret();
+                !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+            })
+        {
+            return invalid(
+                "amqp.url",
+                "must be one or more comma-separated URIs, each starting with amqp:// or amqps://",
+            );
+        }
+        if self.amqp.shards == 0 {
+            return invalid("amqp.shards", "must be above 0");
+        }
+        if let Some(shard) = self.worker.shards.iter().find(|s| **s >= self.amqp.shards) {
+            return invalid(
+                "worker.shards",
+                &format!(
+                    "shard {shard} does not exist: amqp.shards = {} numbers them from 0 to {}",
+                    self.amqp.shards,
+                    self.amqp.shards - 1
+                ),
+            );
         }
         if self.amqp.prefix.is_empty()
             || !self
@@ -639,12 +674,72 @@ impl ListItem for String {
     }
 }
 
-impl ListItem for u64 {
-    fn from_text(text: &str) -> Result<Self, String> {
-        text.trim()
-            .parse()
-            .map_err(|e| format!("{text:?} is not a whole number: {e}"))
+/// `url` with the password (userinfo after `user:`, and any `password=` query parameter)
+/// replaced by `***`, for error messages; in a comma-separated list of URIs (a
+/// cluster's `amqp.url`), every one's.
+pub fn redact_url(url: &str) -> String {
+    // A cluster's list: each node's URI redacted on its own.
+    if url.contains(',') && url.split(',').all(|node| node.contains("://")) {
+        return url.split(',').map(redact_one).collect::<Vec<_>>().join(",");
     }
+    redact_one(url)
+}
+
+fn redact_one(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whole numbers, in lists of any of these widths.
+macro_rules! number_list_items {
+    ($($number:ty),*) => {$(
+        impl ListItem for $number {
+            fn from_text(text: &str) -> Result<Self, String> {
+                text.trim()
+                    .parse()
+                    .map_err(|e| format!("{text:?} is not a whole number: {e}"))
+            }
+        }
+    )*};
+}
+
+number_list_items!(u16, u64);
+
+/// The node URIs of an `amqp.url`: one, or a cluster's separated by commas (a comma inside a
+/// password is written `%2C`), trimmed, empty items dropped.
+pub fn node_urls(url: &SecretString) -> Vec<SecretString> {
+    url.expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(SecretString::from)
+        .collect()
 }
 
 /// A list given as a list (TOML) or as one comma-separated string (environment).

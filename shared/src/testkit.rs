@@ -6,7 +6,7 @@ pub mod private_node;
 
 use crate::topology::Topology;
 use lapin::options::{BasicGetOptions, BasicQosOptions, QueuePurgeOptions};
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,9 +103,10 @@ pub fn unique_name(kind: &str) -> String {
     format!("test-{kind}-{}", &id[..12])
 }
 
-/// Opens a connection to the test broker or fails the test with instructions.
+/// Opens a connection to the test broker (a node of it, for a cluster's comma-separated
+/// list) or fails the test with instructions.
 pub async fn connect_broker(url: &str) -> Connection {
-    match Connection::connect(url, ConnectionProperties::default()).await {
+    match crate::amqp::connect(&url.to_owned().into(), "regstat-test").await {
         Ok(connection) => connection,
         Err(error) => panic!("{START_RABBITMQ} ({url}: {error})"),
     }
@@ -133,7 +134,48 @@ impl TestBroker {
     /// Declares a fresh topology whose retry queues have these delays (settings under test
     /// must say the same: `REGSTAT__AMQP__RETRY_DELAYS_SECS`).
     pub async fn with_retry_delays(retry_delays_secs: &[u64]) -> Self {
-        Self::declare(&amqp_url(), retry_delays_secs).await
+        Self::declare(&amqp_url(), retry_delays_secs, 1, 0).await
+    }
+
+    /// Declares a fresh topology with `shards` work queues per path (and those of
+    /// `previous_shards`, being drained; 0: none) on the broker at `url` (one node, or a
+    /// cluster's comma-separated list); settings made from it must say the same
+    /// (`REGSTAT__AMQP__SHARDS`: [`Self::shards`]; `REGSTAT__AMQP__PREVIOUS_SHARDS`).
+    pub async fn sharded(url: &str, shards: u16, previous_shards: u16) -> Self {
+        let defaults = crate::config::Settings::load_with_env(None, Vec::new())
+            .expect("the built-in defaults are valid");
+        Self::declare(
+            url,
+            &defaults.amqp.retry_delays_secs,
+            shards,
+            previous_shards,
+        )
+        .await
+    }
+
+    /// Opens a new connection and channel (to a node that answers, for a cluster), for a test
+    /// whose node went away.
+    pub async fn reconnect(&mut self) {
+        let connection = connect_broker(&self.url).await;
+        self.channel = connection
+            .create_channel()
+            .await
+            .expect("open a channel on the test broker");
+        self.channel
+            .basic_qos(1000, BasicQosOptions::default())
+            .await
+            .expect("set qos");
+        self._connection = connection;
+    }
+
+    /// The broker's URL (one node, or a cluster's list).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The topology's shard count, for settings.
+    pub fn shards(&self) -> String {
+        self.topology.shards().to_string()
     }
 
     /// Declares a fresh topology with the default settings on the broker at `url` (a
@@ -141,15 +183,18 @@ impl TestBroker {
     pub async fn at(url: &str) -> Self {
         let defaults = crate::config::Settings::load_with_env(None, Vec::new())
             .expect("the built-in defaults are valid");
-        Self::declare(url, &defaults.amqp.retry_delays_secs).await
+        Self::declare(url, &defaults.amqp.retry_delays_secs, 1, 0).await
     }
 
-    async fn declare(url: &str, retry_delays_secs: &[u64]) -> Self {
+    async fn declare(url: &str, retry_delays_secs: &[u64], shards: u16, previous: u16) -> Self {
         let prefix = unique_name("q");
         let version = crate::amqp::broker_version(&url.to_owned().into())
             .await
             .unwrap_or_else(|e| panic!("{START_RABBITMQ} ({url}: {e})"));
-        let topology = Topology::new(prefix.clone(), 20, retry_delays_secs).on_broker(version);
+        let topology = Topology::new(prefix.clone(), 20, retry_delays_secs)
+            .with_shards(shards)
+            .with_previous_shards(previous)
+            .on_broker(version);
         let connection = connect_broker(url).await;
         let channel = connection
             .create_channel()
@@ -216,7 +261,7 @@ impl Drop for TestBroker {
         let topology = self.topology.clone();
         let url = self.url.clone();
         cleanup_on_drop(async move {
-            if let Ok(connection) = Connection::connect(&url, ConnectionProperties::default()).await
+            if let Ok(connection) = crate::amqp::connect(&url.into(), "regstat-test").await
                 && let Ok(channel) = connection.create_channel().await
             {
                 let _ = topology.delete(&channel).await;

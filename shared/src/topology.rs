@@ -16,8 +16,15 @@
 //! Pushed manifests get their own queue because they are the events that will need a registry
 //! callback (slow); pulls and blob events only update rows (fast) and must never wait behind a
 //! slow registry. `docs/ARCHITECTURE.md` explains the choice.
+//!
+//! With `amqp.shards = N > 1` each work queue is N quorum queues (`<p>.ingest.0 … N-1`, the same
+//! for manifests), and the receiver appends the event's shard to its routing key
+//! (`pull.blob.3`, bound as `pull.*.3`): the shard of its registry (`request.host`) and the
+//! top-level namespace of its repository ([`Topology::shard_of`]), so one namespace's rows are
+//! written through one shard. Retries and dead letters keep the routing key, and so the shard.
 
 use crate::amqp::BrokerVersion;
+use crate::event::Event;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -54,6 +61,12 @@ pub struct Topology {
     retry_delays_secs: Vec<u64>,
     /// The broker it is declared on, where that changes the arguments ([`Self::on_broker`]).
     broker: Option<BrokerVersion>,
+    /// Work queues per path (1: unsharded, today's names).
+    shards: u16,
+    /// While the shard count changes: the previous count, whose queues are still consumed.
+    previous_shards: Option<u16>,
+    /// `x-quorum-initial-group-size`, when set.
+    quorum_group_size: Option<u16>,
 }
 
 /// One queue: its name and the routing keys bound to it.
@@ -64,7 +77,7 @@ pub struct QueueSpec {
     /// Exchange it is bound to.
     pub exchange: String,
     /// Binding keys.
-    pub bindings: Vec<&'static str>,
+    pub bindings: Vec<String>,
     /// What kind of queue it is (decides its arguments).
     pub role: QueueRole,
 }
@@ -92,7 +105,24 @@ impl Topology {
             delivery_limit,
             retry_delays_secs: retry_delays_secs.to_vec(),
             broker: None,
+            shards: 1,
+            previous_shards: None,
+            quorum_group_size: None,
         }
+    }
+
+    /// The same topology with each work queue split into `shards` queues (1: unsharded).
+    pub fn with_shards(mut self, shards: u16) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// The same topology while the shard count changes from `previous` (0, or the current
+    /// count: not changing): the previous count's work queues are declared as they were and
+    /// consumed too, until they are drained.
+    pub fn with_previous_shards(mut self, previous: u16) -> Self {
+        self.previous_shards = Some(previous).filter(|p| *p != 0 && *p != self.shards);
+        self
     }
 
     /// The same topology for the broker of `version` ([`crate::amqp::broker_version`]), whose
@@ -110,11 +140,57 @@ impl Topology {
 
     /// The topology the settings describe.
     pub fn from_settings(amqp: &crate::config::AmqpSettings) -> Self {
-        Self::new(
+        let mut topology = Self::new(
             amqp.prefix.clone(),
             amqp.delivery_limit,
             &amqp.retry_delays_secs,
         )
+        .with_shards(amqp.shards)
+        .with_previous_shards(amqp.previous_shards);
+        topology.quorum_group_size = Some(amqp.quorum_group_size).filter(|size| *size != 0);
+        topology
+    }
+
+    /// Work queues per path.
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The shard of an event: a stable hash (the first 8 bytes of SHA-256, the same in every
+    /// version and on every machine) of its registry as the client named it (`request.host`,
+    /// lower-cased) and the top-level namespace of its repository (`team` of `team/app/api`),
+    /// modulo the shard count. 0 when unsharded.
+    pub fn shard_of(&self, event: &Event) -> u16 {
+        if self.shards <= 1 {
+            return 0;
+        }
+        let host = event
+            .request
+            .host
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let repository = event.target.as_ref().and_then(|t| t.repository.as_deref());
+        let namespace = repository
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{host}\n{namespace}"));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u16::try_from(u64::from_be_bytes(first) % u64::from(self.shards)).unwrap_or_default()
+    }
+
+    /// The routing key the receiver publishes `event` with: `<action>.<kind>`, and its shard
+    /// appended when sharded (`pull.blob.3`).
+    pub fn routing_key(&self, event: &Event) -> String {
+        let key = event.routing_key();
+        if self.shards <= 1 {
+            key
+        } else {
+            format!("{key}.{}", self.shard_of(event))
+        }
     }
 
     /// The retry exchange (and queue) for an event's `attempt`-th failure (1-based): the
@@ -152,14 +228,45 @@ impl Topology {
         format!("{}.dlx", self.prefix)
     }
 
-    /// Fast path: pulls, blob events, mounts, deletes, unknown actions.
+    /// Fast path: pulls, blob events, mounts, deletes, unknown actions (the unsharded queue;
+    /// shard `n`'s is [`Self::ingest_queue_of`]).
     pub fn ingest_queue(&self) -> String {
         format!("{}.ingest", self.prefix)
     }
 
-    /// Slow path: pushed manifests.
+    /// Slow path: pushed manifests (the unsharded queue; shard `n`'s is
+    /// [`Self::manifest_queue_of`]).
     pub fn manifest_queue(&self) -> String {
         format!("{}.manifests", self.prefix)
+    }
+
+    /// Whether `name` is a manifest queue (unsharded, or of any shard).
+    pub fn is_manifest_queue(&self, name: &str) -> bool {
+        let base = self.manifest_queue();
+        name.strip_prefix(base.as_str()).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix('.')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    }
+
+    /// The ingest queue of `shard` (the unsharded one when unsharded).
+    pub fn ingest_queue_of(&self, shard: u16) -> String {
+        self.sharded(self.ingest_queue(), self.shards, shard)
+    }
+
+    /// The manifest queue of `shard` (the unsharded one when unsharded).
+    pub fn manifest_queue_of(&self, shard: u16) -> String {
+        self.sharded(self.manifest_queue(), self.shards, shard)
+    }
+
+    fn sharded(&self, base: String, shards: u16, shard: u16) -> String {
+        if shards <= 1 {
+            base
+        } else {
+            format!("{base}.{shard}")
+        }
     }
 
     /// Events that failed processing for good.
@@ -172,9 +279,92 @@ impl Topology {
         format!("{}.quarantine", self.prefix)
     }
 
-    /// The queues the worker consumes.
-    pub fn work_queues(&self) -> [String; 2] {
-        [self.ingest_queue(), self.manifest_queue()]
+    /// Every work queue: the ingest and manifest queue of each shard, then, while the shard
+    /// count changes, those of the previous count not among them.
+    pub fn work_queues(&self) -> Vec<String> {
+        self.work_queue_specs()
+            .into_iter()
+            .map(|spec| spec.name)
+            .collect()
+    }
+
+    /// The work queues of `shards` (all of them when empty), and those of the previous shard
+    /// count, which every worker drains.
+    pub fn work_queues_of(&self, shards: &[u16]) -> Vec<String> {
+        if shards.is_empty() {
+            return self.work_queues();
+        }
+        let mut queues: Vec<String> = shards
+            .iter()
+            .flat_map(|shard| [self.ingest_queue_of(*shard), self.manifest_queue_of(*shard)])
+            .collect();
+        for queue in self.work_queues() {
+            if !self.is_current_queue(&queue) && !queues.contains(&queue) {
+                queues.push(queue);
+            }
+        }
+        queues
+    }
+
+    fn is_current_queue(&self, name: &str) -> bool {
+        (0..self.shards).any(|shard| {
+            name == self.ingest_queue_of(shard) || name == self.manifest_queue_of(shard)
+        })
+    }
+
+    /// The work queues with their bindings: the current shard count's, then the previous
+    /// one's that differ (declared as they were, so workers can drain them).
+    fn work_queue_specs(&self) -> Vec<QueueSpec> {
+        let mut specs = self.work_queue_specs_of(self.shards);
+        if let Some(previous) = self.previous_shards {
+            for spec in self.work_queue_specs_of(previous) {
+                if !specs.iter().any(|s| s.name == spec.name) {
+                    specs.push(spec);
+                }
+            }
+        }
+        specs
+    }
+
+    fn work_queue_specs_of(&self, shards: u16) -> Vec<QueueSpec> {
+        const INGEST: [&str; 6] = [
+            "push.blob",
+            "push.unknown",
+            "pull.*",
+            "mount.*",
+            "delete.*",
+            "other.*",
+        ];
+        const MANIFESTS: [&str; 1] = ["push.manifest"];
+        let bind = |keys: &[&str], shard: u16| -> Vec<String> {
+            keys.iter()
+                .map(|key| {
+                    if shards <= 1 {
+                        (*key).to_owned()
+                    } else {
+                        format!("{key}.{shard}")
+                    }
+                })
+                .collect()
+        };
+        (0..shards.max(1))
+            .flat_map(|shard| {
+                [
+                    QueueSpec {
+                        name: self.sharded(self.ingest_queue(), shards, shard),
+                        exchange: self.exchange(),
+                        bindings: bind(&INGEST, shard),
+                        role: QueueRole::Work,
+                    },
+                    QueueSpec {
+                        name: self.sharded(self.manifest_queue(), shards, shard),
+                        exchange: self.exchange(),
+                        bindings: bind(&MANIFESTS, shard),
+                        role: QueueRole::Work,
+                    },
+                ]
+            })
+            .collect()
     }
 
     /// Every queue with its bindings.
@@ -182,42 +372,24 @@ impl Topology {
         let retries = self.retry_delays_secs.iter().map(|delay| QueueSpec {
             name: self.retry_name(*delay),
             exchange: self.retry_name(*delay),
-            bindings: vec![""],
+            bindings: vec![String::new()],
             role: QueueRole::Retry { delay_secs: *delay },
         });
-        let mut queues = vec![
-            QueueSpec {
-                name: self.ingest_queue(),
-                exchange: self.exchange(),
-                bindings: vec![
-                    "push.blob",
-                    "push.unknown",
-                    "pull.*",
-                    "mount.*",
-                    "delete.*",
-                    "other.*",
-                ],
-                role: QueueRole::Work,
-            },
-            QueueSpec {
-                name: self.manifest_queue(),
-                exchange: self.exchange(),
-                bindings: vec!["push.manifest"],
-                role: QueueRole::Work,
-            },
+        let mut queues = self.work_queue_specs();
+        queues.extend([
             QueueSpec {
                 name: self.quarantine_queue(),
                 exchange: self.exchange(),
-                bindings: vec![QUARANTINE_KEY],
+                bindings: vec![QUARANTINE_KEY.to_owned()],
                 role: QueueRole::Terminal,
             },
             QueueSpec {
                 name: self.dead_queue(),
                 exchange: self.dead_letter_exchange(),
-                bindings: vec!["#"],
+                bindings: vec!["#".to_owned()],
                 role: QueueRole::Terminal,
             },
-        ];
+        ]);
         queues.extend(retries);
         queues
     }
@@ -242,6 +414,12 @@ impl Topology {
     pub fn queue_arguments(&self, spec: &QueueSpec) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
+        if let Some(size) = self.quorum_group_size {
+            args.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongLongInt(i64::from(size)),
+            );
+        }
         let target = match spec.role {
             QueueRole::Terminal => {
                 if self
@@ -291,7 +469,7 @@ impl Topology {
                     .queue_bind(
                         spec.name.clone().into(),
                         spec.exchange.clone().into(),
-                        (*key).into(),
+                        key.as_str().into(),
                         QueueBindOptions::default(),
                         FieldTable::default(),
                     )
@@ -389,7 +567,14 @@ mod tests {
     /// well-formed event is ever unroutable (a 4xx/5xx loop with the registry).
     #[test]
     fn every_routing_key_has_exactly_one_queue() {
-        let topology = Topology::new("t", 5, &[1, 10]);
+        for shards in [1, 4] {
+            every_routing_key_has_exactly_one_queue_with(
+                &Topology::new("t", 5, &[1, 10]).with_shards(shards),
+            );
+        }
+    }
+
+    fn every_routing_key_has_exactly_one_queue_with(topology: &Topology) {
         let actions = [
             Action::Push,
             Action::Pull,
@@ -409,25 +594,37 @@ mod tests {
         ];
         for action in &actions {
             for (media_type, tag, kind) in &targets {
-                let event = Event {
-                    action: Some(action.clone()),
-                    target: Some(Target {
-                        media_type: media_type.map(str::to_owned),
-                        tag: tag.map(str::to_owned),
-                        ..Target::default()
-                    }),
-                    ..Event::default()
-                };
-                assert_eq!(event.kind(), *kind);
-                let key = event.routing_key();
-                let matching: Vec<_> = topology
-                    .queues()
-                    .into_iter()
-                    .filter(|q| q.exchange == topology.exchange())
-                    .filter(|q| q.bindings.iter().any(|b| topic_matches(b, &key)))
-                    .map(|q| q.name)
-                    .collect();
-                assert_eq!(matching.len(), 1, "{key} routes to {matching:?}");
+                for repository in ["team-a/app", "team-b/app", "library/x", "c"] {
+                    let event = Event {
+                        action: Some(action.clone()),
+                        target: Some(Target {
+                            media_type: media_type.map(str::to_owned),
+                            tag: tag.map(str::to_owned),
+                            repository: Some(repository.to_owned()),
+                            ..Target::default()
+                        }),
+                        ..Event::default()
+                    };
+                    assert_eq!(event.kind(), *kind);
+                    let key = topology.routing_key(&event);
+                    let matching: Vec<_> = topology
+                        .queues()
+                        .into_iter()
+                        .filter(|q| q.exchange == topology.exchange())
+                        .filter(|q| q.bindings.iter().any(|b| topic_matches(b, &key)))
+                        .map(|q| q.name)
+                        .collect();
+                    assert_eq!(matching.len(), 1, "{key} routes to {matching:?}");
+                    let shard = topology.shard_of(&event);
+                    assert_eq!(
+                        matching[0],
+                        if event.kind() == Kind::Manifest && matches!(action, Action::Push) {
+                            topology.manifest_queue_of(shard)
+                        } else {
+                            topology.ingest_queue_of(shard)
+                        }
+                    );
+                }
             }
         }
     }
@@ -461,6 +658,81 @@ mod tests {
             assert_eq!(limit(&v3, &work), Some(AMQPValue::LongLongInt(5)));
             assert_eq!(limit(&v4, &work), Some(AMQPValue::LongLongInt(5)));
         }
+    }
+
+    /// The shard depends on the registry and the top-level namespace only, is stable (the
+    /// same figures in every version: queues are named after it), and spreads namespaces.
+    #[test]
+    fn shards_follow_the_registry_and_the_top_level_namespace() {
+        let topology = Topology::new("t", 5, &[1]).with_shards(4);
+        let event = |host: &str, repository: &str| Event {
+            action: Some(Action::Pull),
+            request: crate::event::Request {
+                host: Some(host.to_owned()),
+                ..crate::event::Request::default()
+            },
+            target: Some(Target {
+                repository: Some(repository.to_owned()),
+                ..Target::default()
+            }),
+            ..Event::default()
+        };
+        let shard = |host: &str, repository: &str| topology.shard_of(&event(host, repository));
+        assert_eq!(
+            shard("r.example", "team/app"),
+            shard("R.Example", "team/db/x")
+        );
+        let fixed: Vec<u16> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .map(|namespace| shard("registry.example.com", namespace))
+            .collect();
+        assert_eq!(fixed, [0, 1, 2, 1, 2, 0, 3, 0], "stable across versions");
+        let spread: std::collections::BTreeSet<u16> = (0..64)
+            .map(|n| shard("registry.example.com", &format!("ns{n}/app")))
+            .collect();
+        assert_eq!(spread.len(), 4);
+        assert_eq!(
+            Topology::new("t", 5, &[1]).shard_of(&event("r", "team/app")),
+            0
+        );
+        assert_eq!(
+            topology.routing_key(&event("r.example", "team/app")),
+            format!("pull.unknown.{}", shard("r.example", "team/app"))
+        );
+    }
+
+    /// While the shard count changes the previous count's queues stay declared and consumed;
+    /// a worker restricted to some shards consumes only those (and the previous ones).
+    #[test]
+    fn the_previous_shard_count_is_drained() {
+        let mut settings = crate::config::Settings::load_with_env(None, Vec::new())
+            .expect("the defaults are valid")
+            .amqp;
+        settings.shards = 2;
+        settings.previous_shards = 1;
+        let topology = Topology::from_settings(&settings);
+        assert_eq!(
+            topology.work_queues(),
+            [
+                "regstat.ingest.0",
+                "regstat.manifests.0",
+                "regstat.ingest.1",
+                "regstat.manifests.1",
+                "regstat.ingest",
+                "regstat.manifests"
+            ]
+        );
+        assert_eq!(
+            topology.work_queues_of(&[1]),
+            [
+                "regstat.ingest.1",
+                "regstat.manifests.1",
+                "regstat.ingest",
+                "regstat.manifests"
+            ]
+        );
+        settings.previous_shards = 2;
+        assert_eq!(Topology::from_settings(&settings).work_queues().len(), 4);
     }
 
     fn topic_matches(pattern: &str, key: &str) -> bool {

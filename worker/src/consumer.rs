@@ -178,9 +178,9 @@ impl Session<'_> {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let mut consumers = Vec::new();
-        for queue in self.topology.work_queues() {
+        topology.declare(&publisher).await?;
+        for queue in self.topology.work_queues_of(&self.settings.worker.shards) {
             let channel = connection.create_channel().await?;
-            topology.declare(&channel).await?;
             channel
                 .basic_qos(self.settings.worker.prefetch, BasicQosOptions::default())
                 .await?;

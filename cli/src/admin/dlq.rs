@@ -22,6 +22,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection};
+use regstat_shared::event::Event;
 use regstat_shared::topology::Topology;
 use serde::Serialize;
 use std::time::Duration;
@@ -230,7 +231,8 @@ impl<'c> DeadLetterQueue<'c> {
         self.close(0).await
     }
 
-    /// Republishes the selected dead letters to the events exchange with their routing key,
+    /// Republishes the selected dead letters to the events exchange with their routing key
+    /// (recomputed for the current shard count, see `replay_key`),
     /// body and properties (message id, correlation id...) but without the failure headers,
     /// persistent and mandatory; removes each from the dead queue once the broker confirmed
     /// its republish, and returns the rest. Repeating a replay is harmless: the worker
@@ -272,7 +274,7 @@ impl<'c> DeadLetterQueue<'c> {
                 .publisher
                 .basic_publish(
                     self.exchange.as_str().into(),
-                    delivery.routing_key.clone(),
+                    self.replay_key(delivery),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
@@ -360,6 +362,16 @@ impl<'c> DeadLetterQueue<'c> {
 
     /// The error for a replay cut short after `done` dead letters were replayed (those are
     /// settled; the rest return to the queue).
+    /// The routing key a letter is replayed with: the one the receiver would give its event
+    /// now (the same as it had, unless `amqp.shards` changed since), or, for a body that is
+    /// no event, the one it had.
+    fn replay_key(&self, delivery: &Delivery) -> lapin::types::ShortString {
+        match Event::parse_checked(&delivery.data) {
+            Ok(event) => self.topology.routing_key(&event).into(),
+            Err(_) => delivery.routing_key.clone(),
+        }
+    }
+
     fn interrupted(&self, done: usize) -> impl FnOnce(lapin::Error) -> AdminError {
         AdminError::broker(format!(
             "replay dead letters from {} to {} (interrupted after {done} were replayed; \

@@ -112,7 +112,7 @@ pub async fn collect(
     ))?;
     let now = Utc::now();
     let mut names: Vec<(String, Role)> = Vec::new();
-    names.extend(topology.work_queues().map(|q| (q, Role::Work)));
+    names.extend(topology.work_queues().into_iter().map(|q| (q, Role::Work)));
     names.extend(
         topology
             .retry_queues()
@@ -125,7 +125,7 @@ pub async fn collect(
     for (name, role) in names {
         let counts = super::inspect_queue(connection, &name).await?;
         let recorded = (role == Role::Work).then(|| {
-            let at = if name == topology.manifest_queue() {
+            let at = if topology.is_manifest_queue(&name) {
                 newest.manifests
             } else {
                 newest.ingest

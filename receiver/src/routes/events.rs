@@ -18,6 +18,7 @@ use actix_web::http::header::{
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use regstat_shared::event::{Envelope, Event};
+use regstat_shared::topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
@@ -133,7 +134,7 @@ async fn accept(
     let messages: Vec<Outgoing<'_>> = envelope
         .events
         .iter()
-        .map(|raw| route(raw.get().as_bytes()))
+        .map(|raw| route(&state.topology, raw.get().as_bytes()))
         .collect();
     let quarantined = messages
         .iter()
@@ -160,13 +161,13 @@ async fn accept(
     })
 }
 
-/// Turns one raw event into a message: routed by action and kind, or quarantined with the
-/// reason it cannot be processed.
-fn route(raw: &[u8]) -> Outgoing<'_> {
+/// Turns one raw event into a message: routed by action and kind (and shard), or quarantined
+/// with the reason it cannot be processed.
+fn route<'a>(topology: &Topology, raw: &'a [u8]) -> Outgoing<'a> {
     match Event::parse_checked(raw) {
         Ok(event) => {
             let id = event.id.clone().unwrap_or_default();
-            let key = event.routing_key();
+            let key = topology.routing_key(&event);
             tracing::debug!(event.id = %id, routing_key = %key, "event accepted");
             Outgoing::event(key, id, raw)
         }

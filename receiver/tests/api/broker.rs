@@ -110,6 +110,60 @@ async fn a_cut_broker_link_gets_503_then_recovers_by_itself() {
     app.stop().await;
 }
 
+/// `amqp.url` as a cluster's list of nodes: one that does not answer is passed over, and when
+/// the node the receiver is on goes away it moves to another (here two proxies in front of one
+/// broker stand for two nodes: each cut in turn, every event is still accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_nodes_connects_to_one_that_answers_and_moves_when_it_goes() {
+    let first = TcpProxy::start(rabbitmq()).await;
+    let second = TcpProxy::start(rabbitmq()).await;
+    let broker = TestBroker::new().await;
+    let url = format!(
+        "amqp://guest:guest@127.0.0.1:1/%2f,{},{}",
+        via(&first),
+        via(&second)
+    );
+    let settings = settings(&broker.prefix, &url, &[]);
+    let app = TestApp::start(broker, &settings);
+    app.wait_ready().await;
+
+    let bodies = fixture_bodies("06-push-multiarch-oci-index.jsonl");
+    let accepted = |body: String| {
+        let app = &app;
+        async move {
+            eventually(DEADLINE, "the event to be accepted", || async {
+                (app.post("/events", body.clone()).await.status() == 200).then_some(())
+            })
+            .await;
+        }
+    };
+    accepted(bodies[0].clone()).await;
+    first.cut();
+    accepted(bodies[1].clone()).await;
+    first.restore();
+    second.cut();
+    accepted(bodies[2].clone()).await;
+    second.restore();
+    let topology = &app.broker.topology;
+    let ids: std::collections::BTreeSet<String> = app
+        .broker
+        .drain(&topology.ingest_queue())
+        .await
+        .into_iter()
+        .chain(app.broker.drain(&topology.manifest_queue()).await)
+        .map(|m| m.properties.message_id().as_ref().unwrap().to_string())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = bodies[..3]
+        .iter()
+        .map(|b| {
+            let v: Value = serde_json::from_str(b).unwrap();
+            v["events"][0]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids, expected);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
     let app = TestApp::spawn(&[]).await;

@@ -451,3 +451,80 @@ fn tokens_from_the_environment_are_trimmed() {
     let settings = load(None, &[("REGSTAT__RECEIVER__TOKENS", "a, b\n")]).unwrap();
     assert_eq!(tokens(&settings), ["a", "b"]);
 }
+
+#[test]
+fn passwords_are_masked_and_the_rest_kept() {
+    assert_eq!(
+        redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+        "amqp://guest:***@127.0.0.1:5672/%2f"
+    );
+    assert_eq!(
+        redact_url("postgres://app:p%40ss@db:5432/regstat?sslmode=require&password=x"),
+        "postgres://app:***@db:5432/regstat?sslmode=require&password=***"
+    );
+    assert_eq!(
+        redact_url("postgres://postgres@127.0.0.1:5432/regstat"),
+        "postgres://postgres@127.0.0.1:5432/regstat"
+    );
+    assert_eq!(
+        redact_url("amqps://u:a@b@host"),
+        "amqps://u:***@host",
+        "an unescaped @ in the password still ends up masked"
+    );
+    assert_eq!(redact_url("not a url with secret"), "***");
+    assert_eq!(
+        redact_url("amqp://u:a@n1:5672/%2f,amqp://u:b@n2:5672/%2f"),
+        "amqp://u:***@n1:5672/%2f,amqp://u:***@n2:5672/%2f",
+        "every node of a cluster's list"
+    );
+}
+
+#[test]
+fn a_cluster_is_a_comma_separated_list_of_nodes() {
+    let settings = Settings::load_with_env(
+        None,
+        vec![(
+            "REGSTAT__AMQP__URL".into(),
+            "amqp://g:g@127.0.0.1:5673/%2f, amqp://g:g@127.0.0.1:5674/%2f,".into(),
+        )],
+    )
+    .unwrap();
+    let nodes: Vec<String> = settings
+        .amqp
+        .node_urls()
+        .iter()
+        .map(|n| n.expose_secret().to_owned())
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "amqp://g:g@127.0.0.1:5673/%2f",
+            "amqp://g:g@127.0.0.1:5674/%2f"
+        ]
+    );
+    let refused = Settings::load_with_env(
+        None,
+        vec![(
+            "REGSTAT__AMQP__URL".into(),
+            "amqp://g:g@n1/%2f,n2:5672".into(),
+        )],
+    );
+    assert!(matches!(
+        refused,
+        Err(ConfigError::Invalid {
+            key: "amqp.url",
+            ..
+        })
+    ));
+    let refused = Settings::load_with_env(
+        None,
+        vec![
+            ("REGSTAT__AMQP__SHARDS".into(), "4".into()),
+            ("REGSTAT__WORKER__SHARDS".into(), "1,4".into()),
+        ],
+    );
+    assert!(
+        matches!(&refused, Err(ConfigError::Invalid { key: "worker.shards", reason }) if reason.contains("shard 4")),
+        "{refused:?}"
+    );
+}

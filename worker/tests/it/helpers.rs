@@ -34,8 +34,9 @@ pub fn settings(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Set
 fn env(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("REGSTAT__DATABASE__URL".into(), db.url.clone()),
-        ("REGSTAT__AMQP__URL".into(), testkit::amqp_url()),
+        ("REGSTAT__AMQP__URL".into(), broker.url().to_owned()),
         ("REGSTAT__AMQP__PREFIX".into(), broker.prefix.clone()),
+        ("REGSTAT__AMQP__SHARDS".into(), broker.shards()),
         ("REGSTAT__RECEIVER__LISTEN".into(), "127.0.0.1:0".into()),
         ("REGSTAT__RECEIVER__HTTP_WORKERS".into(), "1".into()),
         // Most tests post without credentials; those that need them set receiver.tokens.

@@ -21,5 +21,6 @@ mod reports;
 mod retention;
 mod retries;
 mod secrets;
+mod shards;
 mod support;
 mod sync;

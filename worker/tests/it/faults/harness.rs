@@ -8,7 +8,7 @@ use crate::helpers::TestDb;
 pub use crate::helpers::queue_state;
 use crate::model::snapshot;
 use regstat_shared::config::Settings;
-use regstat_shared::testkit::{self, TcpProxy, TestBroker, eventually};
+use regstat_shared::testkit::{TcpProxy, TestBroker, eventually};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -40,13 +40,15 @@ pub fn with_common<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
 
 /// The environment of a worker process on `db` and `broker`.
 pub fn worker_env(db: &TestDb, broker: &TestBroker) -> Vec<(String, String)> {
-    let amqp_url = testkit::amqp_url();
+    let amqp_url = broker.url().to_owned();
+    let shards = broker.shards();
     [
         ("REGSTAT__DATABASE__URL", db.url.as_str()),
         // Three workers of eight connections each would crowd the shared test server.
         ("REGSTAT__DATABASE__MAX_CONNECTIONS", "4"),
         ("REGSTAT__AMQP__URL", amqp_url.as_str()),
         ("REGSTAT__AMQP__PREFIX", broker.prefix.as_str()),
+        ("REGSTAT__AMQP__SHARDS", shards.as_str()),
         ("REGSTAT__WORKER__LISTEN", "127.0.0.1:0"),
         ("REGSTAT__TELEMETRY__FILTER", "warn"),
     ]
@@ -196,7 +198,7 @@ pub async fn until_ledger(db: &TestDb, rows: usize) {
 /// Waits until the work, retry and quarantine queues are empty, and checks that nothing was
 /// dead-lettered.
 pub async fn until_queues_drained(broker: &TestBroker) {
-    let mut queues: Vec<String> = broker.topology.work_queues().into();
+    let mut queues: Vec<String> = broker.topology.work_queues();
     queues.extend(broker.topology.retry_queues());
     queues.push(broker.topology.quarantine_queue());
     eventually(

@@ -83,6 +83,12 @@ impl Sending {
     /// Starts `lanes` senders posting `bodies` to `url`: lane `k` sends bodies `k`, `k + lanes`,
     /// ... in that order.
     pub fn start(bodies: &[String], url: &str, lanes: usize) -> Self {
+        Self::start_across(bodies, &[url], lanes)
+    }
+
+    /// [`Self::start`] with the lanes spread over several receivers: lane `k` posts to
+    /// `urls[k % urls.len()]` (registries configured with different endpoints).
+    pub fn start_across(bodies: &[String], urls: &[&str], lanes: usize) -> Self {
         let stats = Arc::new(Stats::default());
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
@@ -93,7 +99,8 @@ impl Sending {
         let lanes = (0..lanes)
             .map(|lane| {
                 let mine: Vec<String> = bodies.iter().skip(lane).step_by(lanes).cloned().collect();
-                let (client, stats, url) = (client.clone(), stats.clone(), url.to_owned());
+                let url = urls[lane % urls.len()].to_owned();
+                let (client, stats) = (client.clone(), stats.clone());
                 tokio::spawn(async move {
                     for body in mine {
                         deliver(&client, &url, body, &stats).await;
