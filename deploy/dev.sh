@@ -288,7 +288,7 @@ ensure_postgres() {
 			"  Debian/Ubuntu: sudo apt-get install postgresql" \
 			"                 sudo pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start" \
 			"                 (and 'trust' for 127.0.0.1/32 in pg_hba.conf, or set REGSTAT__DATABASE__URL)" \
-			"  Docker:        docker compose up -d --wait postgres rabbitmq" \
+			"  Docker:        docker compose up -d --wait postgres rabbitmq-1 rabbitmq-2 rabbitmq-3" \
 			"  elsewhere:     set PGHOST/PGPORT to a PostgreSQL server"
 	fi
 	pg_up || die "PostgreSQL still does not answer at $PG_HOST:$PG_PORT"
@@ -305,14 +305,14 @@ ensure_rabbitmq() {
 	if debian_root && have rabbitmq-server; then
 		rabbit_start_local # the installed broker
 	elif docker_works; then
-		compose_up rabbitmq
+		compose_up rabbitmq-1 rabbitmq-2 rabbitmq-3
 	elif debian_root; then
 		rabbit_start_local # after installing it
 	else
 		die "RabbitMQ does not run at $AMQP_HOST:$AMQP_PORT and this script cannot start it here." \
 			"Install and start it, then run deploy/dev.sh again. One of:" \
 			"  Debian/Ubuntu: sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached" \
-			"  Docker:        docker compose up -d --wait postgres rabbitmq" \
+			"  Docker:        docker compose up -d --wait postgres rabbitmq-1 rabbitmq-2 rabbitmq-3" \
 			"  elsewhere:     set AMQP_HOST/AMQP_PORT to a RabbitMQ broker"
 	fi
 	rabbit_up || die "RabbitMQ still does not answer at $AMQP_HOST:$AMQP_PORT"
@@ -358,7 +358,7 @@ ensure_vhost() {
 		return
 	fi
 	local ctl=() out
-	if compose_running rabbitmq; then
+	if compose_running rabbitmq-1; then
 		ensure_env_file
 		AMQP_URL="amqp://$RABBITMQ_USER:$RABBITMQ_PASSWORD@$AMQP_HOST:$AMQP_PORT/%2f"
 		note "compose's RabbitMQ: default vhost /, user $RABBITMQ_USER from .env"

@@ -1,7 +1,8 @@
 """Cross-checks of the deployment files that no schema expresses; run by deploy/validate.sh
 (with its venv's Python, which has PyYAML).
 
-    validate.py kubernetes MANIFEST...   KEDA references, secrets, probes, resources, selectors
+    validate.py kubernetes MANIFEST...   KEDA references and queues, secrets, probes, resources,
+                                         selectors, the RabbitMQ StatefulSet
     validate.py promql DASHBOARD...      prints the dashboards' PromQL as rules for promtool
     validate.py grafana COMPOSE          dashboards vs data sources vs compose's mounts
     validate.py registry COMPOSE         compose's registry endpoint vs deploy/registry/config.yml
@@ -11,13 +12,19 @@ COMPOSE is `docker compose config` output (paths absolute, variables substituted
 
 import json
 import pathlib
+import re
 import sys
+import tomllib
 
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECRET = "regstat"
-SECRET_KEYS = {"database-url", "amqp-url", "receiver-tokens", "console-basic"}
+SECRET_KEYS = {"database-url", "amqp-url", "keda-amqp-url", "receiver-tokens", "console-basic"}
+# What regstat's own pods may read (keda-amqp-url is KEDA's single URL; regstat takes the list).
+POD_SECRET_KEYS = SECRET_KEYS - {"keda-amqp-url"}
+BROKER_SECRET = "rabbitmq"
+BROKER_SECRET_KEYS = {"username", "password", "erlang-cookie"}
 COMMANDS = {"regstat-receiver", "regstat-worker", "regstat-console", "regstat"}
 
 errors = []
@@ -48,6 +55,48 @@ def queue_names():
     return {q["name"] for q in definitions["queues"]}
 
 
+def work_queues(prefix, shards):
+    """The work queues of `shards` (shared/src/topology.rs): `<prefix>.ingest` and
+    `<prefix>.manifests` unsharded, `<prefix>.ingest.<n>` and `<prefix>.manifests.<n>` else."""
+    if shards <= 1:
+        return {f"{prefix}.ingest", f"{prefix}.manifests"}
+    return {f"{prefix}.{path}.{n}" for path in ("ingest", "manifests") for n in range(shards)}
+
+
+def kubernetes_work_queues():
+    """The work queues the settings of deploy/kubernetes/regstat.toml declare (those of
+    amqp.previous_shards too, which the workers drain while the shard count changes)."""
+    amqp = tomllib.loads((ROOT / "deploy/kubernetes/regstat.toml").read_text()).get("amqp", {})
+    prefix, shards = amqp.get("prefix", "regstat"), amqp.get("shards", 1)
+    queues = work_queues(prefix, shards)
+    if amqp.get("previous_shards", 0) not in (0, shards):
+        queues |= work_queues(prefix, amqp["previous_shards"])
+    # definitions.json holds the default (unsharded) topology: the names agree with it.
+    if prefix == "regstat" and not work_queues(prefix, 1) <= queue_names():
+        fail(f"deploy/rabbitmq/definitions.json lacks the work queues {sorted(work_queues(prefix, 1))}")
+    return prefix, shards, queues
+
+
+def quantity_bytes(quantity):
+    """A Kubernetes memory quantity (2Gi, 512Mi, 2G, 1000) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    match = re.fullmatch(r"([0-9]+)([KMGT]i|[kMGT])?", str(quantity))
+    if not match:
+        return None
+    return int(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+def rabbitmq_conf(text):
+    """rabbitmq.conf's `key = value` lines."""
+    settings = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            settings[key] = value
+    return settings
+
+
 # --- kubernetes ---------------------------------------------------------------------------
 
 
@@ -65,8 +114,8 @@ def check_pod(owner, spec, probes):
             fail(f"{where}: command {command!r} does not run a regstat binary")
         for env in c.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref and (ref.get("name") != SECRET or ref.get("key") not in SECRET_KEYS):
-                fail(f"{where}: {env['name']} reads secret {ref}, expected {SECRET} with one of {sorted(SECRET_KEYS)}")
+            if ref and (ref.get("name") != SECRET or ref.get("key") not in POD_SECRET_KEYS):
+                fail(f"{where}: {env['name']} reads secret {ref}, expected {SECRET} with one of {sorted(POD_SECRET_KEYS)}")
             if env["name"] == "REGSTAT_CONFIG":
                 mounted = [m for m in c.get("volumeMounts", []) if env["value"].startswith(m["mountPath"] + "/")]
                 if not mounted or mounted[0]["name"] not in mounts_ok:
@@ -111,15 +160,22 @@ def kubernetes(paths):
     if "regstat-migrate" not in by_kind.get("Job", {}):
         fail("no Job regstat-migrate")
 
-    def pod_labels(deployment):
-        return deployments[deployment]["spec"]["template"]["metadata"]["labels"]
+    statefulsets = by_kind.get("StatefulSet", {})
+    workloads = {f"Deployment {n}": d for n, d in deployments.items()}
+    workloads |= {f"StatefulSet {n}": d for n, d in statefulsets.items()}
+
+    def selects(obj, workload):
+        selector = obj["spec"]["selector"]
+        selector = selector.get("matchLabels", selector)
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        return all(labels.get(k) == v for k, v in selector.items())
 
     for kind in ("Service", "PodDisruptionBudget"):
         for name, obj in by_kind.get(kind, {}).items():
-            selector = obj["spec"]["selector"]
-            selector = selector.get("matchLabels", selector)
-            if not any(all(pod_labels(d).get(k) == v for k, v in selector.items()) for d in deployments):
-                fail(f"{kind} {name}: selector {selector} matches no Deployment's pods")
+            if not any(selects(obj, w) for w in workloads.values()):
+                fail(f"{kind} {name}: selector {obj['spec']['selector']} matches no Deployment's or StatefulSet's pods")
+    for name, sts in statefulsets.items():
+        check_broker(name, sts, by_kind, selects)
     for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
         target = hpa["spec"]["scaleTargetRef"]
         if target["kind"] != "Deployment" or target["name"] not in deployments:
@@ -130,7 +186,12 @@ def kubernetes(paths):
         for ref in auth["spec"].get("secretTargetRef", []):
             if ref["name"] != SECRET or ref["key"] not in SECRET_KEYS:
                 fail(f"TriggerAuthentication {name}: reads {ref}")
+            elif ref.get("parameter") == "host" and ref["key"] != "keda-amqp-url":
+                fail(f"TriggerAuthentication {name}: KEDA takes one URL (keda-amqp-url), amqp-url lists the nodes: {ref}")
     queues = queue_names()
+    prefix, shards, expected = kubernetes_work_queues()
+    # Sharded, the unsharded work queues of definitions.json no longer exist: the shards' do.
+    queues = (queues - work_queues(prefix, 1)) | expected
     scaled = by_kind.get("ScaledObject", {})
     if not scaled:
         fail("no KEDA ScaledObject")
@@ -143,18 +204,103 @@ def kubernetes(paths):
         low, high = obj["spec"].get("minReplicaCount", 0), obj["spec"].get("maxReplicaCount", 100)
         if not 1 <= low <= high:
             fail(f"ScaledObject {name}: replicas {low}..{high}")
+        triggered = []
         for trigger in obj["spec"]["triggers"]:
             meta = trigger.get("metadata", {})
             if trigger["type"] != "rabbitmq":
                 fail(f"ScaledObject {name}: unexpected trigger type {trigger['type']}")
                 continue
+            triggered.append(meta.get("queueName"))
             if meta.get("queueName") not in queues:
-                fail(f"ScaledObject {name}: queue {meta.get('queueName')!r} is not in deploy/rabbitmq/definitions.json")
+                fail(f"ScaledObject {name}: queue {meta.get('queueName')!r} is not one of the topology "
+                     f"(deploy/rabbitmq/definitions.json with amqp.shards = {shards} of deploy/kubernetes/regstat.toml)")
             if meta.get("mode") not in ("QueueLength", "MessageRate") or not str(meta.get("value", "")).isdigit():
                 fail(f"ScaledObject {name}: trigger needs mode QueueLength|MessageRate and a numeric value: {meta}")
             if trigger.get("authenticationRef", {}).get("name") not in auths:
                 fail(f"ScaledObject {name}: authenticationRef {trigger.get('authenticationRef')} is not in the base")
-    done(f"kubernetes cross-checks: {sum(len(v) for v in by_kind.values())} objects consistent")
+        if target == "regstat-worker":
+            # Every shard's queues scale the workers, each once.
+            missing = sorted(expected - set(triggered))
+            repeated = sorted({q for q in triggered if triggered.count(q) > 1})
+            if missing or repeated:
+                fail(f"ScaledObject {name}: amqp.shards = {shards} (deploy/kubernetes/regstat.toml): "
+                     f"no trigger for {missing}, several for {repeated}")
+    done(f"kubernetes cross-checks: {sum(len(v) for v in by_kind.values())} objects consistent, "
+         f"KEDA on the {len(expected)} work queues of {shards} shard(s)")
+
+
+def check_broker(name, sts, by_kind, selects):
+    """The RabbitMQ StatefulSet: its headless Service, peer discovery, Secret, configuration,
+    volumes, probes, resources and disruption budget agree with each other."""
+    owner = f"StatefulSet {name}"
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    services = by_kind.get("Service", {})
+    headless = services.get(spec.get("serviceName", ""))
+    if not headless or headless["spec"].get("clusterIP") != "None" or not selects(headless, sts):
+        fail(f"{owner}: serviceName {spec.get('serviceName')!r} is not a headless Service selecting its pods")
+    elif not headless["spec"].get("publishNotReadyAddresses"):
+        fail(f"{owner}: its headless Service must publish not-ready pods (a booting node must reach its peers)")
+    if spec.get("podManagementPolicy") != "Parallel":
+        fail(f"{owner}: podManagementPolicy must be Parallel (nodes restarting together wait for each other)")
+    if not any(selects(pdb, sts) for pdb in by_kind.get("PodDisruptionBudget", {}).values()):
+        fail(f"{owner}: no PodDisruptionBudget")
+    claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
+    config_maps = by_kind.get("ConfigMap", {})
+    (container,) = pod["containers"]
+    where = f"{owner} container {container['name']}"
+    env = {e["name"]: e for e in container.get("env", [])}
+    for e in env.values():
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref and (ref.get("name") != BROKER_SECRET or ref.get("key") not in BROKER_SECRET_KEYS):
+            fail(f"{where}: {e['name']} reads secret {ref}, expected {BROKER_SECRET} with one of {sorted(BROKER_SECRET_KEYS)}")
+    for variable in ("RABBITMQ_ERLANG_COOKIE", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"):
+        if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
+            fail(f"{where}: {variable} must come from the Secret {BROKER_SECRET}")
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    if mounts.get("/var/lib/rabbitmq") not in claims:
+        fail(f"{where}: /var/lib/rabbitmq is not a volumeClaimTemplate ({sorted(claims)})")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    config_name = volumes.get(mounts.get("/etc/rabbitmq"), {}).get("configMap", {}).get("name")
+    config = config_maps.get(config_name)
+    if config_maps and not config:
+        fail(f"{where}: /etc/rabbitmq is not a ConfigMap of the base ({config_name})")
+    if config:
+        conf = rabbitmq_conf(config["data"].get("rabbitmq.conf", ""))
+        plugins = config["data"].get("enabled_plugins", "")
+        if conf.get("cluster_formation.peer_discovery_backend") == "rabbit_peer_discovery_k8s":
+            if "rabbitmq_peer_discovery_k8s" not in plugins:
+                fail(f"ConfigMap {config_name}: enabled_plugins lacks rabbitmq_peer_discovery_k8s")
+            if env.get("K8S_SERVICE_NAME", {}).get("value") != spec.get("serviceName"):
+                fail(f"{where}: K8S_SERVICE_NAME is not the headless Service {spec.get('serviceName')}")
+            for variable in ("RABBITMQ_NODENAME", "K8S_HOSTNAME_SUFFIX"):
+                if "$(K8S_SERVICE_NAME)" not in env.get(variable, {}).get("value", ""):
+                    fail(f"{where}: {variable} must name the pod by its headless Service's DNS name")
+            account = pod.get("serviceAccountName")
+            bound = {b["roleRef"]["name"] for b in by_kind.get("RoleBinding", {}).values()
+                     if any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in b.get("subjects", []))}
+            if account not in by_kind.get("ServiceAccount", {}) or not pod.get("automountServiceAccountToken", True) or not any(
+                    "endpoints" in r.get("resources", []) and "get" in r.get("verbs", [])
+                    for role in bound for r in by_kind.get("Role", {}).get(role, {}).get("rules", [])):
+                fail(f"{owner}: peer discovery needs its ServiceAccount ({account}) mounted and bound to a Role that may get endpoints")
+        limit = quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory"))
+        override = conf.get("total_memory_available_override_value")
+        if override and (not override.isdigit() or int(override) != limit):
+            fail(f"ConfigMap {config_name}: total_memory_available_override_value {override} is not the memory limit ({limit} bytes)")
+    for probe in ("readinessProbe", "livenessProbe"):
+        command = container.get(probe, {}).get("exec", {}).get("command", [])
+        if command[:1] != ["rabbitmq-diagnostics"]:
+            fail(f"{where}: {probe} must run rabbitmq-diagnostics, has {command}")
+    resources = container.get("resources", {})
+    for kind, names in (("requests", ("cpu", "memory")), ("limits", ("memory",))):
+        for resource in names:
+            if resource not in resources.get(kind, {}):
+                fail(f"{where}: no resources.{kind}.{resource}")
+    security = container.get("securityContext", {})
+    if security.get("allowPrivilegeEscalation") is not False or "ALL" not in security.get("capabilities", {}).get("drop", []):
+        fail(f"{where}: securityContext must forbid privilege escalation and drop every capability")
+    if not pod.get("securityContext", {}).get("runAsNonRoot"):
+        fail(f"{owner}: pod securityContext.runAsNonRoot is not set")
 
 
 # --- dashboards ---------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 #   deploy/prometheus   promtool check config / rules; the dashboards' PromQL parsed by promtool
 #   deploy/grafana      dashboards and provisioning cross-checked with compose (validate.py)
 #   docs/OPERATIONS.md  its configuration reference matches shared/src/defaults.toml
-#   deploy/*.sh         shellcheck (this script and deploy/compose/postgres-init.sh)
+#   deploy/*.sh         shellcheck (this script, deploy/rabbitmq-cluster.sh and
+#                       deploy/compose/postgres-init.sh)
 #
 # The worker's `deploy` test checks the rest against the code (cargo test -p regstat-worker
 # --test it deploy). Tools are installed on first use into $REGSTAT_VALIDATE_CACHE (default
@@ -137,7 +138,8 @@ check_kubernetes() {
 		note "kustomize build: $(grep -c '^kind:' "$WORK/kubernetes.yaml") objects"
 	else
 		note "no kubectl or kustomize here: validating the resource files without building the base"
-		manifests=(deploy/kubernetes/receiver.yaml deploy/kubernetes/worker.yaml deploy/kubernetes/migrate-job.yaml)
+		manifests=(deploy/kubernetes/receiver.yaml deploy/kubernetes/worker.yaml deploy/kubernetes/console.yaml
+			deploy/kubernetes/migrate-job.yaml deploy/kubernetes/rabbitmq.yaml)
 	fi
 	local version out
 	for version in "${KUBERNETES_VERSIONS[@]}"; do
@@ -179,7 +181,7 @@ check_docs() {
 
 check_scripts() {
 	say "shell scripts"
-	shellcheck deploy/validate.sh deploy/compose/postgres-init.sh
+	shellcheck deploy/validate.sh deploy/rabbitmq-cluster.sh deploy/compose/postgres-init.sh
 	note "shellcheck: clean"
 }
 

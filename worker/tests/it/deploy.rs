@@ -336,6 +336,28 @@ fn deployment_settings_files_load() {
 
 /// Compose, Kubernetes and Prometheus use the ports of the default `receiver.listen` and
 /// `worker.listen`, as a local run does.
+/// KEDA scales the workers over exactly the work queues the Kubernetes base's settings
+/// declare (every shard's), each once.
+#[test]
+fn keda_triggers_cover_every_work_queue_of_the_kubernetes_settings() {
+    let settings = Settings::load_with_env(
+        Some(&root().join("deploy/kubernetes/regstat.toml")),
+        Vec::new(),
+    )
+    .unwrap();
+    let declared: Vec<String> = Topology::from_settings(&settings.amqp).work_queues();
+    assert!(declared.len() > 2, "the base is sharded: {declared:?}");
+    let mut triggered: Vec<String> = read("deploy/kubernetes/worker.yaml")
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("queueName:"))
+        .map(|name| name.trim().to_owned())
+        .collect();
+    triggered.sort();
+    let mut declared = declared;
+    declared.sort();
+    assert_eq!(triggered, declared);
+}
+
 #[test]
 fn deployment_files_use_the_default_ports() {
     let settings = Settings::load_with_env(None, Vec::new()).expect("default settings load");

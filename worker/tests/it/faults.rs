@@ -14,6 +14,8 @@
 //! - [`graceful_shutdown`]: receiver and workers stopped with SIGTERM-like shutdowns under load;
 //! - [`blocked_broker`]: a memory alarm on a private RabbitMQ node blocks publishers for a few
 //!   seconds; every request is answered (503) before the sender's timeout.
+//! - [`cluster`]: a node of a three-node RabbitMQ cluster (`deploy/rabbitmq-cluster.sh`, four
+//!   shards, two receivers, three workers) killed, then another stopped, under load.
 //!
 //! Each test prints one line of figures (`cargo test faults -- --nocapture` shows them).
 //!
@@ -22,6 +24,7 @@
 
 mod blocked_broker;
 mod broker_cut;
+mod cluster;
 mod database_cut;
 mod graceful_shutdown;
 mod harness;
