@@ -16,8 +16,9 @@ use std::time::Duration;
 const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection named `name` (shown in RabbitMQ's connection list) to a node of `url`
-/// (one URI, or a cluster's nodes separated by commas): the first that accepts it, in the
-/// order [`nodes_in_turn`] gives.
+/// (one URI, or a cluster's nodes separated by commas): the first that accepts it, starting
+/// one node further on each call (from a start that differs per process), so processes
+/// started together spread over the cluster and one that lost its node tries another first.
 pub async fn connect(url: &SecretString, name: &str) -> lapin::Result<Connection> {
     let nodes = nodes_in_turn(url);
     let mut failure = None;
