@@ -18,8 +18,11 @@
 //! - `raw`: the raw limits (confirmed publishing, the worker's SQL issued directly).
 //! - `fake_registry`: a stand-in registry answering manifest callbacks.
 //! - `console`: scenario 6, the console's pages, API and reports at two sizes.
+//! - `cluster`: scenario 7, a three-node RabbitMQ cluster with 1, 2, 4 shards and 1, 2, 3
+//!   workers, and the CPU each process spends per event.
 //! - `report`, `stats`: medians, percentiles, verdicts and `BENCHMARKS.md`.
 
+mod cluster;
 mod console;
 mod fake_registry;
 mod load;
@@ -87,6 +90,10 @@ struct Cli {
     /// with `EXPLAIN ANALYZE` on the console scenario's seeded registry; drop them afterwards.
     #[arg(long)]
     keep_database: bool,
+    /// A RabbitMQ cluster for scenario 7 (its nodes' URLs, comma-separated); by default the
+    /// scenario starts one with `deploy/rabbitmq-cluster.sh` (run from the repository root).
+    #[arg(long, env = "REGSTAT_BENCH_CLUSTER_URL")]
+    cluster_url: Option<String>,
     /// Directory of the release binaries (default: beside this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -103,6 +110,8 @@ enum Scenario {
     SlowRegistry,
     /// 6: the console's pages, API and the reports at 200,000 and 2,000,000 events.
     Console,
+    /// 7: a three-node RabbitMQ cluster, 1/2/4 shards × 1/2/3 workers, CPU per event.
+    Cluster,
 }
 
 #[tokio::main]
@@ -143,6 +152,11 @@ async fn main() -> anyhow::Result<()> {
     if wanted(Scenario::Console) {
         eprintln!("scenario 6: the console at size");
         report.console = Some(console::console(&services, &plan.console_sizes).await?);
+    }
+    if wanted(Scenario::Cluster) {
+        eprintln!("scenario 7: a RabbitMQ cluster, shards and workers");
+        report.cluster =
+            Some(cluster::cluster(&services, &plan, cli.cluster_url.as_deref()).await?);
     }
     report.memory = memory;
 

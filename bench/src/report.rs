@@ -1,5 +1,6 @@
 //! The figures as a table, checked against the targets of issue 6, and `BENCHMARKS.md`.
 
+use crate::cluster::ClusterFigures;
 use crate::console::ConsoleFigures;
 use crate::scenarios::{Concurrent, EndToEnd, Memory, Plan, Serial, SlowRegistry};
 use crate::stack::Services;
@@ -23,6 +24,8 @@ pub struct Report {
     pub memory: Memory,
     /// Scenario 6.
     pub console: Option<ConsoleFigures>,
+    /// Scenario 7.
+    pub cluster: Option<ClusterFigures>,
 }
 
 impl Report {
@@ -38,6 +41,7 @@ impl Report {
             slow_registry: None,
             memory: Memory::default(),
             console: None,
+            cluster: None,
         }
     }
 
@@ -264,6 +268,9 @@ impl Report {
         if let Some(console) = &self.console {
             out.push_str(&console_table(console));
         }
+        if let Some(cluster) = &self.cluster {
+            out.push_str(&cluster_table(cluster));
+        }
         out
     }
 
@@ -396,6 +403,52 @@ async fn machine(services: &Services) -> Vec<(String, String)> {
             chrono::Utc::now().format("%Y-%m-%d").to_string(),
         ),
     ]
+}
+
+/// Scenario 7 as its own table: each shard and worker count, the rates, their ratio to one
+/// shard with the same workers, and the CPU per event of each process.
+fn cluster_table(cluster: &ClusterFigures) -> String {
+    let mut out = String::from("\n");
+    out.push_str(
+        "| 7 cluster: shards × workers | posted to 1 receiver | applied (vs 1 shard) | \
+         CPU µs/event: receiver / workers / 3 broker nodes / PostgreSQL | WAL bytes/event | largest shard | exactly once |\n",
+    );
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for run in &cluster.runs {
+        let one_shard = cluster
+            .runs
+            .iter()
+            .find(|r| r.shards == 1 && r.workers == run.workers)
+            .map_or(f64::NAN, |r| r.applied_rate);
+        let _ = writeln!(
+            out,
+            "| {} × {} | {} events at {:.0}/s | {:.0} events/s ({:.2}×) | {:.0} / {:.0} / {:.0} / {:.0} | {:.0} | {:.0}% | {} |",
+            run.shards,
+            run.workers,
+            run.events,
+            run.accepted_rate,
+            run.applied_rate,
+            run.applied_rate / one_shard,
+            run.receiver_us,
+            run.workers_us,
+            run.broker_us,
+            run.postgres_us,
+            run.wal_bytes,
+            run.largest_shard * 100.0,
+            if run.exactly_once { "yes" } else { "**no**" },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nThe cluster was {}. Each row is a fresh stack: a backlog posted by 64 kept connections \
+         with no worker running, then the workers started on it. CPU is user + system time from \
+         /proc, divided by the events (the receiver's while posting, the workers' and \
+         PostgreSQL's while applying, the broker nodes' during both); WAL is PostgreSQL's own position before and after applying. On two cores the broker \
+         nodes, workers, PostgreSQL and the load generator share the CPUs: shards and workers \
+         cannot add CPU here, the per-event costs say what binds (docs/SCALING.md).",
+        cluster.source
+    );
+    out
 }
 
 /// Scenario 6 as its own table: every page, endpoint and report at each size, p50 / p95,

@@ -251,7 +251,7 @@ pub async fn receiver_only(
 }
 
 /// The simulated registry of `plan`'s size (seeded) and the stand-in serving its documents.
-fn simulated_registry(
+pub(crate) fn simulated_registry(
     plan: &Plan,
     seed: u64,
 ) -> anyhow::Result<(FakeRegistry, Arc<Mutex<Workload>>)> {
@@ -509,7 +509,7 @@ impl Load {
 }
 
 /// Waits until the ledger holds at least `expected` rows of `path`.
-async fn wait_rows(
+pub(crate) async fn wait_rows(
     pool: &PgPool,
     path: Path,
     expected: u64,
@@ -538,7 +538,10 @@ async fn lag(pool: &PgPool, since: DateTime<Utc>, pull_path: bool) -> anyhow::Re
 
 /// Every accepted event is in the ledger exactly once, and the image pull and push counters
 /// add up to the manifest GETs and pushes sent.
-async fn exactly_once(pool: &PgPool, sent: &Sent) -> anyhow::Result<Result<String, String>> {
+pub(crate) async fn exactly_once(
+    pool: &PgPool,
+    sent: &Sent,
+) -> anyhow::Result<Result<String, String>> {
     let (rows, distinct) = measure::rows_and_ids(pool).await?;
     let (pulls, pushes) = measure::pulls_and_pushes(pool).await?;
     let found = format!(

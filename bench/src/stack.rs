@@ -92,6 +92,16 @@ pub struct Stack {
 impl Stack {
     /// Declares the topology, creates and migrates the database. Callbacks go to `registry`.
     pub async fn new(services: &Services, registry: Option<SocketAddr>) -> anyhow::Result<Self> {
+        Self::sharded(services, registry, 1).await
+    }
+
+    /// [`Self::new`] with `shards` work queues per path (`amqp.shards`), on the broker of
+    /// `services.amqp_url` (one node, or a cluster's list).
+    pub async fn sharded(
+        services: &Services,
+        registry: Option<SocketAddr>,
+        shards: u16,
+    ) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let prefix = format!("bench-{id}");
         let database = format!("regstat_bench_{id}");
@@ -103,9 +113,11 @@ impl Stack {
             defaults.amqp.delivery_limit,
             &defaults.amqp.retry_delays_secs,
         )
+        .with_shards(shards)
         .on_broker(version);
         let connection =
-            Connection::connect(&services.amqp_url, ConnectionProperties::default()).await?;
+            regstat_shared::amqp::connect(&services.amqp_url.clone().into(), "regstat-bench")
+                .await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
 
@@ -153,6 +165,7 @@ impl Stack {
             .env("REGSTAT_CONFIG", &self.config_file)
             .env("REGSTAT__AMQP__URL", &self.services.amqp_url)
             .env("REGSTAT__AMQP__PREFIX", &self.prefix)
+            .env("REGSTAT__AMQP__SHARDS", self.topology.shards().to_string())
             .env("REGSTAT__DATABASE__URL", &self.database_url)
             .env(listen_key, listen.to_string())
             .env("REGSTAT__TELEMETRY__FILTER", "warn")
@@ -172,6 +185,10 @@ impl Stack {
                     self.services.amqp_url.clone(),
                 ),
                 ("REGSTAT__AMQP__PREFIX".to_owned(), self.prefix.clone()),
+                (
+                    "REGSTAT__AMQP__SHARDS".to_owned(),
+                    self.topology.shards().to_string(),
+                ),
                 (
                     "REGSTAT__DATABASE__URL".to_owned(),
                     self.database_url.clone(),
@@ -221,6 +238,14 @@ impl Stack {
         Ok(())
     }
 
+    /// The process ids of the receiver and of the workers.
+    pub fn pids(&self) -> (Option<u32>, Vec<u32>) {
+        (
+            self.receiver.as_ref().and_then(|p| p.child.id()),
+            self.workers.iter().filter_map(|p| p.child.id()).collect(),
+        )
+    }
+
     /// Peak resident memory of the receiver so far, MiB.
     pub fn receiver_peak_rss(&self) -> Option<f64> {
         self.receiver.as_ref().and_then(Process::peak_rss_mib)
@@ -243,24 +268,29 @@ impl Stack {
         Ok(channel)
     }
 
-    /// Messages ready in the two work queues.
+    /// Messages ready in the work queues.
     pub async fn queue_depth(&self) -> anyhow::Result<u32> {
         let mut depth = 0;
         for queue in self.topology.work_queues() {
-            let declared = self
-                .channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    Default::default(),
-                )
-                .await?;
-            depth += declared.message_count();
+            depth += self.depth(&queue).await?;
         }
         Ok(depth)
+    }
+
+    /// Messages ready in `queue`.
+    pub async fn depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let declared = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                Default::default(),
+            )
+            .await?;
+        Ok(declared.message_count())
     }
 
     /// Empties the work queues (between runs that only measure the receiver).
@@ -283,8 +313,11 @@ impl Stack {
         }
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let Ok(connection) =
-                Connection::connect(&self.services.amqp_url, ConnectionProperties::default()).await
+            let Ok(connection) = regstat_shared::amqp::connect(
+                &self.services.amqp_url.clone().into(),
+                "regstat-bench",
+            )
+            .await
             else {
                 continue;
             };
