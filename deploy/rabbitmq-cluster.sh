@@ -214,6 +214,8 @@ prepare() {
 			cluster_name = $NAME
 			# Quorum queue leaders spread over the nodes (not all on the declaring client's).
 			queue_leader_locator = balanced
+			# A node cut off from the other two stops serving (as in compose and Kubernetes).
+			cluster_partition_handling = pause_minority
 			# The log is in log/; server.out keeps what comes before it (and crashes).
 			log.console = false
 		EOF
