@@ -64,7 +64,7 @@ pub enum PublishError {
     /// The broker blocks publishers (memory or disk alarm); nothing was sent.
     #[error("the broker is blocking publishers (memory or disk alarm)")]
     Blocked,
-    /// The messages could not be written to the connection within `receiver.blocked_answer_ms`.
+    /// A message could not be written to the connection within `receiver.blocked_answer_ms`.
     #[error("events could not be written to the broker within {0:?}")]
     WriteTimeout(Duration),
 }
@@ -222,25 +222,30 @@ impl Publisher {
             ..BasicPublishOptions::default()
         };
         let deadline = tokio::time::Instant::now() + self.inner.confirm_timeout;
+        // A connection that stops taking messages is what the write timeout detects, so it
+        // bounds each message, not the request: a request of many events on a busy machine
+        // takes longer to write without anything being wrong. The whole request stays bounded
+        // by the confirm timeout.
         let write = async {
             let mut confirms = Vec::with_capacity(messages.len());
             for message in messages {
-                let confirm = channel
-                    .basic_publish(
-                        self.inner.exchange.as_str().into(),
-                        message.routing_key.as_str().into(),
-                        options,
-                        message.body,
-                        properties(message, correlation_id, received_at_ms),
-                    )
-                    .await?;
+                let publish = channel.basic_publish(
+                    self.inner.exchange.as_str().into(),
+                    message.routing_key.as_str().into(),
+                    options,
+                    message.body,
+                    properties(message, correlation_id, received_at_ms),
+                );
+                let confirm = tokio::time::timeout(self.inner.write_timeout, publish)
+                    .await
+                    .map_err(|_| PublishError::WriteTimeout(self.inner.write_timeout))??;
                 confirms.push(confirm);
             }
-            Ok::<_, lapin::Error>(confirms)
+            Ok::<_, PublishError>(confirms)
         };
         let confirms = tokio::select! {
-            written = tokio::time::timeout(self.inner.write_timeout, write) => written
-                .map_err(|_| PublishError::WriteTimeout(self.inner.write_timeout))??,
+            written = tokio::time::timeout_at(deadline, write) => written
+                .map_err(|_| PublishError::ConfirmTimeout(self.inner.confirm_timeout))??,
             () = self.blocked() => return Err(PublishError::Blocked),
         };
         // RabbitMQ announces an alarm to a connection only once it publishes: the request
