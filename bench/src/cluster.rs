@@ -267,30 +267,28 @@ async fn shard_depths(stack: &Stack) -> anyhow::Result<Vec<u32>> {
 /// The Erlang VMs of `deploy/rabbitmq-cluster.sh` nodes (their command line carries the
 /// script's `-regstat_cluster_node` marker).
 fn broker_pids() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|line| line.windows(21).any(|w| w == b"-regstat_cluster_node"))
-        })
-        .collect()
+    processes_where(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|line| line.windows(21).any(|w| w == b"-regstat_cluster_node"))
+    })
 }
 
 /// The processes whose command is `name` (PostgreSQL's server and backends: `postgres`).
 fn processes_named(name: &str) -> Vec<u32> {
+    processes_where(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+    })
+}
+
+/// The running processes' ids that `wanted` accepts.
+fn processes_where(wanted: impl Fn(u32) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
-        })
+        .filter(|pid| wanted(*pid))
         .collect()
 }
 

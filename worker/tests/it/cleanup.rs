@@ -289,6 +289,56 @@ untagged = "delete"
 min_age = "24h"
 "#;
 
+    /// The real pipeline (receiver, RabbitMQ, worker) for a registry named `e2e` that is yet
+    /// to be started on `port`, notifying `notifications`.
+    struct Pipeline {
+        port: u16,
+        registry: String,
+        config: String,
+        db: TestDb,
+        _broker: TestBroker,
+        receiver: TestReceiver,
+        worker: TestWorker,
+        scratch: Scratch,
+        notifications: Notifications,
+    }
+
+    impl Pipeline {
+        async fn start() -> Self {
+            require_tools();
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let port = free_port();
+            let registry = format!("127.0.0.1:{port}");
+            let config = format!("[[registries]]\nname = \"e2e\"\nurl = \"http://{registry}\"\n");
+            let db = TestDb::new().await;
+            let broker = TestBroker::new().await;
+            let settings = settings_with_file(
+                &db,
+                &broker,
+                &config,
+                &[("REGSTAT__RECEIVER__TOKENS", &token)],
+            );
+            let receiver = TestReceiver::spawn(&settings).await;
+            let worker = TestWorker::spawn(&settings);
+            let notifications = Notifications {
+                url: format!("{}/events", receiver.address),
+                token,
+                include_references: true,
+            };
+            Pipeline {
+                port,
+                registry,
+                config,
+                db,
+                _broker: broker,
+                receiver,
+                worker,
+                scratch: Scratch::new(),
+                notifications,
+            }
+        }
+    }
+
     /// The registry's tags of `repository` (empty once it has none).
     async fn tags(registry: &str, repository: &str) -> Vec<String> {
         let response = reqwest::get(format!("http://{registry}/v2/{repository}/tags/list"))
@@ -323,27 +373,17 @@ min_age = "24h"
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_plan_applied_to_the_registry_deletes_exactly_what_the_rules_say() {
-        require_tools();
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let port = free_port();
-        let registry = format!("127.0.0.1:{port}");
-        let config = format!("[[registries]]\nname = \"e2e\"\nurl = \"http://{registry}\"\n");
-        let db = TestDb::new().await;
-        let broker = TestBroker::new().await;
-        let settings = settings_with_file(
-            &db,
-            &broker,
-            &config,
-            &[("REGSTAT__RECEIVER__TOKENS", &token)],
-        );
-        let receiver = TestReceiver::spawn(&settings).await;
-        let worker = TestWorker::spawn(&settings);
-        let mut scratch = Scratch::new();
-        let notifications = Notifications {
-            url: format!("{}/events", receiver.address),
-            token,
-            include_references: true,
-        };
+        let Pipeline {
+            port,
+            registry,
+            config,
+            db,
+            _broker,
+            receiver,
+            worker,
+            mut scratch,
+            notifications,
+        } = Pipeline::start().await;
         scratch
             .start_registry_on(port, &RegistryOptions::default(), Some(&notifications))
             .await;
@@ -636,27 +676,17 @@ min_age = "24h"
     /// every tag, and the command fails.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn apply_stops_at_the_first_deletion_the_registry_refuses() {
-        require_tools();
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let port = free_port();
-        let registry = format!("127.0.0.1:{port}");
-        let config = format!("[[registries]]\nname = \"e2e\"\nurl = \"http://{registry}\"\n");
-        let db = TestDb::new().await;
-        let broker = TestBroker::new().await;
-        let settings = settings_with_file(
-            &db,
-            &broker,
-            &config,
-            &[("REGSTAT__RECEIVER__TOKENS", &token)],
-        );
-        let receiver = TestReceiver::spawn(&settings).await;
-        let worker = TestWorker::spawn(&settings);
-        let mut scratch = Scratch::new();
-        let notifications = Notifications {
-            url: format!("{}/events", receiver.address),
-            token,
-            include_references: true,
-        };
+        let Pipeline {
+            port,
+            registry,
+            config,
+            db,
+            _broker,
+            receiver,
+            worker,
+            mut scratch,
+            notifications,
+        } = Pipeline::start().await;
         let options = RegistryOptions {
             deletes_disabled: true,
             ..RegistryOptions::default()
