@@ -443,9 +443,10 @@ fn cluster_table(cluster: &ClusterFigures) -> String {
         "\nThe cluster was {}. Each row is a fresh stack: a backlog posted by 64 kept connections \
          with no worker running, then the workers started on it. CPU is user + system time from \
          /proc, divided by the events (the receiver's while posting, the workers' and \
-         PostgreSQL's while applying, the broker nodes' during both); WAL is PostgreSQL's own position before and after applying. On two cores the broker \
-         nodes, workers, PostgreSQL and the load generator share the CPUs: shards and workers \
-         cannot add CPU here, the per-event costs say what binds (docs/SCALING.md).",
+         PostgreSQL's while applying, the broker nodes' during both); WAL is PostgreSQL's own \
+         position before and after applying. On two cores the broker nodes, workers, \
+         PostgreSQL and the load generator share the CPUs: shards and workers cannot add CPU \
+         here, the per-event costs say what binds (docs/SCALING.md).",
         cluster.source
     );
     out
