@@ -5,7 +5,7 @@
 
 use crate::sender;
 use anyhow::{Context as _, bail};
-use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::{ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 use regstat_shared::topology::Topology;
 use regstat_store::databases;
@@ -279,18 +279,8 @@ impl Stack {
 
     /// Messages ready in `queue`.
     pub async fn depth(&self, queue: &str) -> anyhow::Result<u32> {
-        let declared = self
-            .channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                Default::default(),
-            )
-            .await?;
-        Ok(declared.message_count())
+        let (ready, _) = regstat_shared::amqp::queue_counts(&self.channel, queue).await?;
+        Ok(ready)
     }
 
     /// Empties the work queues (between runs that only measure the receiver).

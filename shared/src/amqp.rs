@@ -15,6 +15,22 @@ use std::time::Duration;
 /// a partition may never answer the TCP handshake).
 const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Messages ready and consumers of `queue`, by a passive declaration (which fails, closing
+/// `channel`, when the queue does not exist).
+pub async fn queue_counts(channel: &lapin::Channel, queue: &str) -> lapin::Result<(u32, u32)> {
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await?;
+    Ok((declared.message_count(), declared.consumer_count()))
+}
+
 /// Opens a connection named `name` (shown in RabbitMQ's connection list) to a node of `url`
 /// (one URI, or a cluster's nodes separated by commas): the first that accepts it, starting
 /// one node further on each call (from a start that differs per process), so processes

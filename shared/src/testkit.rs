@@ -233,18 +233,10 @@ impl TestBroker {
 
     /// Number of messages ready in `queue`.
     pub async fn depth(&self, queue: &str) -> u32 {
-        self.channel
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
+        crate::amqp::queue_counts(&self.channel, queue)
             .await
             .expect("passive declare")
-            .message_count()
+            .0
     }
 
     /// Empties `queue`.

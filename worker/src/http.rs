@@ -5,6 +5,7 @@
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::{DateTime, Utc};
+use regstat_shared::amqp;
 use regstat_shared::topology::{QueueRole, QueueSpec, Topology};
 use regstat_store::status::{self, QueueRow};
 use serde_json::json;
@@ -141,21 +142,13 @@ pub async fn poll_gauges(
         tick.tick().await;
         let mut rows = Vec::new();
         for QueueSpec { name, role, .. } in topology.queues() {
-            let declared = channel
-                .queue_declare(
-                    name.as_str().into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await;
-            let Ok(queue) = declared else { return };
+            let Ok((messages, consumers)) = amqp::queue_counts(&channel, &name).await else {
+                return;
+            };
             metrics::gauge!("regstat_queue_messages", "queue" => name.clone())
-                .set(f64::from(queue.message_count()));
+                .set(f64::from(messages));
             metrics::gauge!("regstat_queue_consumers", "queue" => name.clone())
-                .set(f64::from(queue.consumer_count()));
+                .set(f64::from(consumers));
             let role = match role {
                 QueueRole::Work => "work",
                 QueueRole::Retry { .. } => "retry",
@@ -166,8 +159,8 @@ pub async fn poll_gauges(
                 newest_received_at: readiness.newest(&name),
                 queue: name,
                 role: role.to_owned(),
-                messages: i64::from(queue.message_count()),
-                consumers: i64::from(queue.consumer_count()),
+                messages: i64::from(messages),
+                consumers: i64::from(consumers),
                 updated_at: Utc::now(),
             });
         }

@@ -17,8 +17,6 @@ pub mod output;
 pub mod status;
 
 use lapin::Connection;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use regstat_shared::config::{AmqpSettings, ConfigFile, DatabaseSettings};
 use secrecy::ExposeSecret;
 use sqlx::PgConnection;
@@ -123,19 +121,8 @@ pub(crate) async fn inspect_queue(
         .create_channel()
         .await
         .map_err(AdminError::broker("open a channel"))?;
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match declared {
-        Ok(queue) => {
-            let counts = (queue.message_count(), queue.consumer_count());
+    match regstat_shared::amqp::queue_counts(&channel, queue).await {
+        Ok(counts) => {
             let _ = channel.close(200, "done".into()).await;
             Ok(Some(counts))
         }

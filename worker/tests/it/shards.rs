@@ -4,7 +4,7 @@
 
 use crate::helpers::{TestDb, TestReceiver, TestWorker, settings};
 use lapin::BasicProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use regstat_shared::event::Event;
 use regstat_shared::testkit::{self, TestBroker, eventually};
 use std::collections::BTreeMap;
@@ -26,19 +26,9 @@ fn pull_event(id: &str, repository: &str) -> String {
 
 /// Messages ready and consumers of `queue`.
 async fn counts(broker: &TestBroker, queue: &str) -> (u32, u32) {
-    let declared = broker
-        .channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            Default::default(),
-        )
+    regstat_shared::amqp::queue_counts(&broker.channel, queue)
         .await
-        .unwrap();
-    (declared.message_count(), declared.consumer_count())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
