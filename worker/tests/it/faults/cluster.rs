@@ -10,6 +10,8 @@
 //! line reports how long the node took to go (`kill` returns at once, a graceful stop hands
 //! its queues' leadership over first), the time from then to the first accepted request, the
 //! node's time to rejoin, and the time from the fault to the ledger holding every event.
+//! The last third of the stream is held back until the node is gone, so a first accepted
+//! request without the node is always there to measure.
 
 use super::harness::{
     DEADLINE, Figures, assert_converged, assert_only_2xx_or_503, time_until, until_consumers,
@@ -186,7 +188,10 @@ async fn run(cluster: &Cluster, loss: Loss) {
         .map(|r| format!("{}/events", r.address))
         .collect();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let sending = Sending::start_across(&stream.bodies, &urls, LANES);
+    // The last third waits until the node is gone, so that events are still to come then,
+    // however long a graceful stop takes (the rest of the stream may be through by then).
+    let held = stream.bodies.len() / 3;
+    let sending = Sending::start_holding(&stream.bodies, &urls, LANES, held);
     let stats = sending.stats.clone();
     eventually(DEADLINE, "a third of the stream accepted", || async {
         (stats.accepted() >= (stream.bodies.len() / 3) as u64).then_some(())
@@ -201,6 +206,7 @@ async fn run(cluster: &Cluster, loss: Loss) {
     let node_gone = lost_at.elapsed();
     // The other two nodes carry on: requests are accepted without the lost node.
     let (gone_at, accepted_at_gone) = (Instant::now(), stats.accepted());
+    sending.release();
     let first_accept = time_until(gone_at, "an event accepted without the node", || async {
         stats.accepted() > accepted_at_gone
     })

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The bearer token the receiver under test accepts.
@@ -77,6 +78,8 @@ impl Stats {
 pub struct Sending {
     pub stats: Arc<Stats>,
     lanes: Vec<JoinHandle<()>>,
+    /// Set to `true` to let the lanes send the bodies held back (see [`Self::start_holding`]).
+    release: watch::Sender<bool>,
 }
 
 impl Sending {
@@ -89,6 +92,15 @@ impl Sending {
     /// [`Self::start`] with the lanes spread over several receivers: lane `k` posts to
     /// `urls[k % urls.len()]` (registries configured with different endpoints).
     pub fn start_across(bodies: &[String], urls: &[&str], lanes: usize) -> Self {
+        Self::start_holding(bodies, urls, lanes, 0)
+    }
+
+    /// [`Self::start_across`], with the last `held` bodies sent only after [`Self::release`]:
+    /// a test that causes a fault mid-stream can count on events still to come after it,
+    /// however long the fault takes to happen.
+    pub fn start_holding(bodies: &[String], urls: &[&str], lanes: usize, held: usize) -> Self {
+        let first_held = bodies.len().saturating_sub(held);
+        let (release, released) = watch::channel(held == 0);
         let stats = Arc::new(Stats::default());
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
@@ -98,17 +110,39 @@ impl Sending {
             .expect("an HTTP client");
         let lanes = (0..lanes)
             .map(|lane| {
-                let mine: Vec<String> = bodies.iter().skip(lane).step_by(lanes).cloned().collect();
+                let mine: Vec<(usize, String)> = bodies
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .skip(lane)
+                    .step_by(lanes)
+                    .collect();
                 let url = urls[lane % urls.len()].to_owned();
                 let (client, stats) = (client.clone(), stats.clone());
+                let mut released = released.clone();
                 tokio::spawn(async move {
-                    for body in mine {
+                    for (index, body) in mine {
+                        if index >= first_held {
+                            released
+                                .wait_for(|released| *released)
+                                .await
+                                .expect("the sending is alive");
+                        }
                         deliver(&client, &url, body, &stats).await;
                     }
                 })
             })
             .collect();
-        Self { stats, lanes }
+        Self {
+            stats,
+            lanes,
+            release,
+        }
+    }
+
+    /// Lets the lanes send the bodies held back.
+    pub fn release(&self) {
+        self.release.send_replace(true);
     }
 
     /// Waits until every body is accepted.
