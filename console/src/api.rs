@@ -102,7 +102,13 @@ async fn connection(
     Ok(state.pool.acquire().await?)
 }
 
-/// Runs report `name` with the request's parameters: its rows.
+/// Rows of a report the API answers at most unless `limit` asks for more (the reports
+/// without a limit of their own have every row in `regstat report`): a whole report at real
+/// size is tens of thousands of rows; a full page links the next in a `Link` header.
+pub const REPORT_PAGE_ROWS: i64 = 1000;
+
+/// Runs report `name` with the request's parameters (every row unless `limit` says
+/// otherwise, as `regstat report NAME` prints them): its rows.
 pub(crate) async fn report_rows(
     state: &AppState,
     name: &str,
@@ -131,7 +137,8 @@ pub(crate) async fn report_count(
     params(
         ("name" = String, Path, description = "images, repositories, blobs, stale, unpulled, orphaned-blobs, undetermined-blobs, missing-blobs, most-tags, top-pulled, version-checks, pulls, architectures, actors, history, deleted"),
         ("days" = Option<i32>, Query, description = "Window or age in days (stale and unpulled need it; 30 elsewhere)"),
-        ("limit" = Option<i64>, Query, description = "Most rows (most-tags, top-pulled, version-checks: 20; history: 100; deleted: the newest, all by default)"),
+        ("limit" = Option<i64>, Query, description = "Most rows (most-tags, top-pulled, version-checks: 20; history: 100; the other reports: 1000, with a `Link: <...>; rel=\"next\"` header to the next page when the page is full)"),
+        ("offset" = Option<i64>, Query, description = "Rows to skip first, in the report's order (0 by default)"),
         ("grace" = Option<String>, Query, description = "orphaned-blobs: ignore blobs linked this recently, e.g. 2h"),
         ("registry" = Option<String>, Query, description = "Only this registry"),
         ("repository" = Option<String>, Query, description = "Repository prefix or glob; history: the repository"),
@@ -141,7 +148,7 @@ pub(crate) async fn report_count(
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "The report's rows, as `regstat report NAME --format json` prints them", body = Vec<serde_json::Value>),
+        (status = 200, description = "The report's rows, as `regstat report NAME --format json` prints them (with the same `limit` and `offset`)", body = Vec<serde_json::Value>),
         (status = 400, description = "A parameter that cannot be used, named", body = ErrorDoc),
         (status = 404, description = "No such report", body = ErrorDoc),
     )
@@ -152,8 +159,32 @@ async fn report(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
     let query = Query::parse(request.query_string(), &params::REPORT_PARAMS)?;
-    let rows = report_rows(&state, &name, &query).await?;
-    rows_response(&rows, query.format()?)
+    let (report, mut filters) = Report::from_params(&name, &params::report_params(&query)?)?;
+    let paged = report.own_limit().is_none();
+    if paged {
+        filters.limit.get_or_insert(REPORT_PAGE_ROWS);
+    }
+    let rows = {
+        let mut db = connection(&state).await?;
+        reports::run(&mut db, &report, &filters).await?
+    };
+    let mut response = rows_response(&rows, query.format()?)?;
+    // A full page may have a next one (one request too many at the end, no count of the
+    // whole report on every page).
+    if let (true, Some(limit)) = (paged, filters.limit)
+        && rows.len() as i64 == limit
+    {
+        let next = query
+            .with("limit", limit.to_string())
+            .with("offset", (filters.offset.unwrap_or(0) + limit).to_string());
+        let link = format!("<{}?{}>; rel=\"next\"", request.path(), next.encode());
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// What the overview shows besides reports.

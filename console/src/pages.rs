@@ -166,7 +166,10 @@ impl Table {
         if rows.len() == shown {
             let total = api::report_count(state, name, &Query::of(&params)).await?;
             if total > rows.len() as i64 {
-                let (csv, json) = csv_and_json(&path, &params);
+                // The API answers a page of a whole report unless asked for every row.
+                let mut all = params.clone();
+                all.push(("limit", Some(total.to_string())));
+                let (csv, json) = csv_and_json(&path, &all);
                 table.more = Some(More { total, csv, json });
             }
         }

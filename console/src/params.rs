@@ -64,6 +64,17 @@ impl Query {
         Self { values }
     }
 
+    /// The same parameters with `name` set to `value`.
+    pub fn with(mut self, name: &str, value: String) -> Self {
+        self.values.insert(name.to_owned(), value);
+        self
+    }
+
+    /// The parameters as a query string (`a=1&b=2`).
+    pub fn encode(&self) -> String {
+        serde_urlencoded::to_string(&self.values).unwrap_or_default()
+    }
+
     /// The text of `name`, if given.
     pub fn text(&self, name: &str) -> Option<String> {
         self.values.get(name).cloned()
@@ -103,9 +114,10 @@ impl Query {
 }
 
 /// What `/api/v1/reports/{name}` takes: the report's parameters and `format`.
-pub const REPORT_PARAMS: [&str; 9] = [
+pub const REPORT_PARAMS: [&str; 10] = [
     "days",
     "limit",
+    "offset",
     "grace",
     "registry",
     "repository",
@@ -120,6 +132,7 @@ pub fn report_params(query: &Query) -> Result<Params, ConsoleError> {
     Ok(Params {
         days: query.number("days")?,
         limit: query.number("limit")?,
+        offset: query.number("offset")?,
         grace: query.text("grace"),
         registry: query.text("registry"),
         repository: query.text("repository"),

@@ -41,6 +41,8 @@ pub struct Params {
     /// Most rows, the first in the report's order (`most-tags`, `top-pulled`,
     /// `version-checks`: default 20; `history`: 100; the others: all by default).
     pub limit: Option<i64>,
+    /// Rows to skip first, in the report's order (0 by default): with `limit`, one page.
+    pub offset: Option<i64>,
     /// `orphaned-blobs`: ignore blobs linked this recently, a duration such as `2h`
     /// (default).
     pub grace: Option<String>,
@@ -185,6 +187,8 @@ pub struct Filters {
     pub repository: Option<String>,
     /// The first rows only, in the report's order (all by default).
     pub limit: Option<i64>,
+    /// Rows skipped before them, in the report's order (none by default).
+    pub offset: Option<i64>,
 }
 
 impl Report {
@@ -288,9 +292,15 @@ impl Report {
                 Report::History { .. } => None,
                 _ => params.repository.clone(),
             },
-            limit: match own_limit(&report) {
+            limit: match report.own_limit() {
                 Some(_) => None,
                 None => params.limit.map(|_| limit(1)).transpose()?,
+            },
+            offset: match params.offset {
+                Some(offset) if offset < 0 => {
+                    return Err(ParamError::new("offset", "must be 0 or more"));
+                }
+                offset => offset,
             },
         };
         Ok((report, filters))
@@ -307,9 +317,15 @@ pub async fn run(
     query.push(order_by(report));
     query.push("), '[]'::json) FROM (");
     select(&mut query, report, filters);
-    if let Some(limit) = own_limit(report).or(filters.limit) {
+    let limit = report.own_limit().or(filters.limit);
+    if limit.is_some() || filters.offset.is_some() {
         query.push(" ORDER BY ").push(order_by(report));
+    }
+    if let Some(limit) = limit {
         query.push(" LIMIT ").push_bind(limit);
+    }
+    if let Some(offset) = filters.offset {
+        query.push(" OFFSET ").push_bind(offset);
     }
     query.push(") r");
 
@@ -476,14 +492,17 @@ fn order_by(report: &Report) -> &'static str {
     }
 }
 
-/// The limit a report has of its own (a default, or the `limit` parameter).
-fn own_limit(report: &Report) -> Option<i64> {
-    match report {
-        Report::MostTags { limit }
-        | Report::TopPulled { limit, .. }
-        | Report::VersionChecks { limit, .. }
-        | Report::History { limit, .. } => Some(*limit),
-        _ => None,
+impl Report {
+    /// The limit the report has of its own (a default, or the `limit` parameter); `None`
+    /// for the reports that have every row unless [`Filters::limit`] says otherwise.
+    pub fn own_limit(&self) -> Option<i64> {
+        match self {
+            Report::MostTags { limit }
+            | Report::TopPulled { limit, .. }
+            | Report::VersionChecks { limit, .. }
+            | Report::History { limit, .. } => Some(*limit),
+            _ => None,
+        }
     }
 }
 

@@ -248,6 +248,32 @@ async fn lists_paginate_and_sort_and_details_link_up() {
     assert!(images.len() >= 2, "{images:?}");
     let first = json(&console, "/api/v1/reports/images?limit=1").await;
     assert_eq!(first.as_array().unwrap().as_slice(), &images[..1]);
+    // ...and pages: following the Link header, one row at a time, gives the whole report
+    // once; the last (empty) page has no next link.
+    let mut paged = Vec::new();
+    let mut next = Some("/api/v1/reports/images?limit=1".to_owned());
+    while let Some(path) = next.take() {
+        let response = get(&console, &path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            let target = link
+                .strip_prefix('<')
+                .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+                .unwrap_or_else(|| panic!("a next link: {link}"));
+            target.to_owned()
+        });
+        let rows: Value = response.json().await.unwrap();
+        paged.extend(rows.as_array().unwrap().iter().cloned());
+        assert!(paged.len() <= images.len(), "{paged:?}");
+    }
+    assert_eq!(paged.as_slice(), images);
+    let second = json(&console, "/api/v1/reports/images?limit=1&offset=1").await;
+    assert_eq!(second.as_array().unwrap().as_slice(), &images[1..2]);
+    let response = get(&console, "/api/v1/reports/images?offset=-1").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["parameter"], "offset", "{body}");
     let by_pulls = json(&console, "/api/v1/repositories?sort=pulls").await;
     let pulls: Vec<i64> = by_pulls["rows"]
         .as_array()
