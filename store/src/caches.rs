@@ -6,9 +6,11 @@
 //! - [`run_refresher`] (the worker's) and [`refresh_all`] recompute the rows of marks stale for
 //!   a while from one snapshot, then delete the marks no write has renewed since;
 //!   [`refresh_registry_totals`] recomputes the registry-wide blob figures, which are "as of"
-//!   the time it ran;
-//! - readers (`report_images`, `repositories_now`, `pulls_by_platform` and what is built on
-//!   them) take cached rows for the rest and compute stale keys from the model, so they are
+//!   the time it ran; [`roll_over_windows`] marks the repositories whose pulls and version
+//!   checks per tag over the windows ending today were cached on an earlier day (migration
+//!   `20261203000013_pull_windows.sql`);
+//! - readers (`report_images`, `repositories_now`, `pulls_by_platform`, `top_pulled`,
+//!   `top_checked` and what is built on them) take cached rows for the rest and compute stale keys from the model, so they are
 //!   exact whether or not a refresher runs; it only makes them fast.
 
 use chrono::NaiveDate;
@@ -19,11 +21,15 @@ use tokio_util::sync::CancellationToken;
 type Tx<'c> = Transaction<'c, Postgres>;
 
 /// The row caches and the views they cache, per repository: images (one row per live tag),
-/// blobs no live manifest references, and manifests referencing deleted blobs.
-const ROW_CACHES: [(&str, &str); 3] = [
+/// blobs no live manifest references, manifests referencing deleted blobs, and each tag's
+/// pulls and version checks over the windows ending today (`windows_as_of`, see
+/// [`roll_over_windows`]).
+const ROW_CACHES: [(&str, &str); 5] = [
     ("image_rows", "images_live"),
     ("unreferenced_blob_rows", "unreferenced_blobs"),
     ("missing_blob_rows", "missing_blobs_live"),
+    ("tag_pull_window_rows", "tag_pull_windows_live"),
+    ("tag_check_window_rows", "tag_check_windows_live"),
 ];
 
 /// Stale repositories one refresh takes (one transaction); ten times as many days.
@@ -184,13 +190,15 @@ async fn refresh(pool: &PgPool, limit: i64, due: &Due) -> Result<usize, sqlx::Er
     }
     sqlx::query(
         "INSERT INTO regstat.repository_contents AS c (registry, repository, tags, manifests,
-             blobs, blob_bytes, refreshed_at)
-         SELECT r.registry, r.repository, l.tags, l.manifests, l.blobs, l.blob_bytes, now()
+             blobs, blob_bytes, refreshed_at, windows_as_of)
+         SELECT r.registry, r.repository, l.tags, l.manifests, l.blobs, l.blob_bytes, now(),
+                (now() AT TIME ZONE 'UTC')::date
          FROM UNNEST($1::text[], $2::text[]) AS r(registry, repository)
          CROSS JOIN LATERAL regstat.contents_of(r.registry, r.repository) l
          ON CONFLICT (registry, repository) DO UPDATE SET
              tags = EXCLUDED.tags, manifests = EXCLUDED.manifests, blobs = EXCLUDED.blobs,
-             blob_bytes = EXCLUDED.blob_bytes, refreshed_at = EXCLUDED.refreshed_at",
+             blob_bytes = EXCLUDED.blob_bytes, refreshed_at = EXCLUDED.refreshed_at,
+             windows_as_of = EXCLUDED.windows_as_of",
     )
     .bind(&registries)
     .bind(&names)
@@ -335,7 +343,7 @@ pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<u
 }
 
 /// The tables the caches and their readers plan queries on.
-const PLANNED_TABLES: [&str; 17] = [
+const PLANNED_TABLES: [&str; 19] = [
     "tags",
     "manifests",
     "manifest_references",
@@ -353,6 +361,8 @@ const PLANNED_TABLES: [&str; 17] = [
     "missing_blob_rows",
     "platform_pull_rows",
     "registry_contents",
+    "tag_pull_window_rows",
+    "tag_check_window_rows",
 ];
 
 /// Analyzes the tables of `PLANNED_TABLES` changed by more than a fifth of their rows (and
@@ -388,9 +398,43 @@ pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(repositories)
 }
 
-/// One pass of the refresher: repositories, then (repository, day)s, stale for at least
-/// `min_age`, batch after batch until none is left. Returns the repositories refreshed.
+/// Moves the cached window sums (pulls and version checks per tag over the 7, 30, 90 and
+/// 365 days ending today, UTC) to a new day: a repository whose windows were computed on an
+/// earlier day (or never) is marked stale, so that the refresh recomputes it, unless it had
+/// no row in any window (a day passing adds none), whose day is simply moved on. Readers
+/// compute the windows of a repository from the model until then. Returns the repositories
+/// marked stale.
+pub async fn roll_over_windows(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE regstat.repository_contents c SET windows_as_of = (now() AT TIME ZONE 'UTC')::date
+         WHERE c.windows_as_of < (now() AT TIME ZONE 'UTC')::date
+           AND NOT EXISTS (SELECT 1 FROM regstat.tag_pull_window_rows w
+                           WHERE w.registry = c.registry AND w.repository = c.repository)
+           AND NOT EXISTS (SELECT 1 FROM regstat.tag_check_window_rows w
+                           WHERE w.registry = c.registry AND w.repository = c.repository)",
+    )
+    .execute(pool)
+    .await?;
+    let marked = sqlx::query(
+        // In key order, as writers take marks.
+        "INSERT INTO regstat.stale_repositories (registry, repository, marked_at, version)
+         SELECT registry, repository, now(), nextval('regstat.stale_marks')
+         FROM (SELECT registry, repository FROM regstat.repository_contents
+               WHERE windows_as_of IS NULL
+                  OR windows_as_of < (now() AT TIME ZONE 'UTC')::date
+               ORDER BY registry, repository) r
+         ON CONFLICT (registry, repository) DO NOTHING",
+    )
+    .execute(pool)
+    .await?;
+    Ok(marked.rows_affected())
+}
+
+/// One pass of the refresher: windows of a past day marked stale ([`roll_over_windows`]),
+/// then repositories, then (repository, day)s, stale for at least `min_age`, batch after
+/// batch until none is left. Returns the repositories refreshed.
 async fn refresh_stale(pool: &PgPool, min_age: Duration) -> Result<usize, sqlx::Error> {
+    roll_over_windows(pool).await?;
     let due = Due::now(pool, min_age).await?;
     let mut repositories = 0;
     loop {

@@ -197,6 +197,31 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
         )
     })
     .collect();
+    // Window sums per tag: for repositories whose cached windows are today's (the others are
+    // read from the model).
+    let cached = |alias: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM regstat.window_cached k
+                     WHERE k.registry = {alias}.registry AND k.repository = {alias}.repository)"
+        )
+    };
+    let (c_today, l_today) = (cached("c"), cached("l"));
+    for (cache, live) in [
+        ("tag_pull_window_rows", "tag_pull_windows_live"),
+        ("tag_check_window_rows", "tag_check_windows_live"),
+    ] {
+        checks.push((
+            cache.to_owned(),
+            format!(
+                "SELECT count(*) FROM (
+                     (SELECT * FROM regstat.{cache} c WHERE {c_today}
+                      EXCEPT ALL SELECT * FROM regstat.{live} l WHERE {l_today})
+                     UNION ALL
+                     (SELECT * FROM regstat.{live} l WHERE {l_today}
+                      EXCEPT ALL SELECT * FROM regstat.{cache} c WHERE {c_today})) d"
+            ),
+        ));
+    }
     checks.push((
         "repository_contents".to_owned(),
         format!(
@@ -311,8 +336,9 @@ proptest! {
                 }
             };
             assert_eq!(images("report_images").await, images("images_live").await);
-            let platforms = |sql: &'static str| {
+            let rows_of = |sql: &str| {
                 let pool = concurrent.pool.clone();
+                let sql = sql.to_owned();
                 async move {
                     sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(format!(
                         "SELECT coalesce(json_agg(t ORDER BY t::text), '[]'::json) FROM ({sql}) t"
@@ -322,9 +348,39 @@ proptest! {
                     .unwrap()
                 }
             };
+            // Top pulled and version checks, from the window cache (7, 30, 365 days) and
+            // from the model (any other window), are the sums over the window.
+            for days in [7, 30, 365, 36500] {
+                assert_eq!(
+                    rows_of(&format!("SELECT * FROM regstat.top_pulled({days})")).await,
+                    rows_of(&format!(
+                        "SELECT registry, repository, tag, sum(pulls)::bigint AS pulls,
+                                max(day) AS last_day
+                         FROM regstat.pull_metrics
+                         WHERE NOT system AND tag <> ''
+                           AND day > (now() AT TIME ZONE 'UTC')::date - {days}
+                         GROUP BY registry, repository, tag"
+                    ))
+                    .await,
+                    "top_pulled({days})"
+                );
+                assert_eq!(
+                    rows_of(&format!("SELECT * FROM regstat.top_checked({days})")).await,
+                    rows_of(&format!(
+                        "SELECT registry, repository, tag, digest, sum(checks)::bigint AS checks,
+                                max(last_checked_at) AS last_checked_at
+                         FROM regstat.version_checks
+                         WHERE NOT system AND day > (now() AT TIME ZONE 'UTC')::date - {days}
+                         GROUP BY registry, repository, tag, digest
+                         HAVING sum(checks) > 0"
+                    ))
+                    .await,
+                    "top_checked({days})"
+                );
+            }
             assert_eq!(
-                platforms("SELECT * FROM regstat.pulls_by_platform(36500)").await,
-                platforms(
+                rows_of("SELECT * FROM regstat.pulls_by_platform(36500)").await,
+                rows_of(
                     "SELECT registry, os, architecture, variant, sum(pulls)::bigint AS pulls
                      FROM regstat.platform_pulls_live
                      GROUP BY registry, os, architecture, variant"

@@ -1,0 +1,158 @@
+-- Pulls and version checks per tag over the windows the console and the reports offer (7,
+-- 30, 90 and 365 days), cached per repository like the rows of migration
+-- 20261202000009_repository_caches.sql (its header explains why no write is missed).
+--
+-- top-pulled and version-checks sum a row per tag and day over the window: at 2 million
+-- events (20,000 tags, 90 days of pulls) that is hundreds of thousands of rows per request.
+-- The cache holds one row per tag with the sums of the four windows, so reading them costs
+-- the tags, not the days.
+--
+-- A window ends today (UTC), so a repository's cached sums are those of the day they were
+-- computed (`repository_contents.windows_as_of`). Readers take cached rows of repositories
+-- that are neither stale nor computed on another day, and compute the others from the model;
+-- any other window is computed from the model. When the day changes, the refresher marks
+-- the repositories with cached window rows stale (store/src/caches.rs, `roll_over_windows`),
+-- and sets the day of those without any (a day passing cannot add rows to a window).
+
+ALTER TABLE regstat.repository_contents ADD COLUMN windows_as_of date;
+
+-- Pulls naming a tag (system pulls apart), per tag: a sum per window (NULL when the window
+-- has no row of the tag, as top_pulled then has no row) and the last day with a row (the
+-- same in every window that has one, since windows differ only in their first day).
+CREATE VIEW regstat.tag_pull_windows_live AS
+SELECT p.registry, p.repository, p.tag, max(p.day) AS last_day,
+       (sum(p.pulls) FILTER (WHERE p.day > d.today - 7))::bigint AS pulls_7d,
+       (sum(p.pulls) FILTER (WHERE p.day > d.today - 30))::bigint AS pulls_30d,
+       (sum(p.pulls) FILTER (WHERE p.day > d.today - 90))::bigint AS pulls_90d,
+       sum(p.pulls)::bigint AS pulls_365d
+FROM regstat.pull_metrics p
+CROSS JOIN (SELECT (now() AT TIME ZONE 'UTC')::date AS today) d
+WHERE NOT p.system AND p.tag <> '' AND p.day > d.today - 365
+GROUP BY p.registry, p.repository, p.tag;
+
+CREATE TABLE regstat.tag_pull_window_rows (
+    registry    text NOT NULL,
+    repository  text NOT NULL,
+    tag         text NOT NULL,
+    last_day    date NOT NULL,
+    pulls_7d    bigint,
+    pulls_30d   bigint,
+    pulls_90d   bigint,
+    pulls_365d  bigint,
+    PRIMARY KEY (registry, repository, tag)
+);
+
+-- Version checks per tag and digest (system clients apart): the checks of each window and
+-- the newest check in it (NULL when the window has no row).
+CREATE VIEW regstat.tag_check_windows_live AS
+SELECT v.registry, v.repository, v.tag, v.digest,
+       (sum(v.checks) FILTER (WHERE v.day > d.today - 7))::bigint AS checks_7d,
+       (sum(v.checks) FILTER (WHERE v.day > d.today - 30))::bigint AS checks_30d,
+       (sum(v.checks) FILTER (WHERE v.day > d.today - 90))::bigint AS checks_90d,
+       sum(v.checks)::bigint AS checks_365d,
+       max(v.last_checked_at) FILTER (WHERE v.day > d.today - 7) AS last_checked_7d,
+       max(v.last_checked_at) FILTER (WHERE v.day > d.today - 30) AS last_checked_30d,
+       max(v.last_checked_at) FILTER (WHERE v.day > d.today - 90) AS last_checked_90d,
+       max(v.last_checked_at) AS last_checked_365d
+FROM regstat.version_checks v
+CROSS JOIN (SELECT (now() AT TIME ZONE 'UTC')::date AS today) d
+WHERE NOT v.system AND v.day > d.today - 365
+GROUP BY v.registry, v.repository, v.tag, v.digest;
+
+CREATE TABLE regstat.tag_check_window_rows (
+    registry           text NOT NULL,
+    repository         text NOT NULL,
+    tag                text NOT NULL,
+    digest             text NOT NULL,
+    checks_7d          bigint,
+    checks_30d         bigint,
+    checks_90d         bigint,
+    checks_365d        bigint,
+    last_checked_7d    timestamptz,
+    last_checked_30d   timestamptz,
+    last_checked_90d   timestamptz,
+    last_checked_365d  timestamptz,
+    PRIMARY KEY (registry, repository, tag, digest)
+);
+
+-- The repositories whose window rows a reader computes from the model: the stale ones, and
+-- those whose cached rows are of another day (or, for a window the cache does not hold,
+-- every one). Every repository the model knows is in repository_contents or stale.
+CREATE FUNCTION regstat.window_uncached(days integer)
+RETURNS TABLE (registry text, repository text) LANGUAGE sql STABLE AS $$
+    SELECT s.registry, s.repository FROM regstat.stale_repositories s
+    UNION ALL
+    SELECT c.registry, c.repository FROM regstat.repository_contents c
+    WHERE (days NOT IN (7, 30, 90, 365)
+           OR c.windows_as_of IS DISTINCT FROM (now() AT TIME ZONE 'UTC')::date)
+      AND NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                      WHERE s.registry = c.registry AND s.repository = c.repository)
+$$;
+
+-- The repositories whose cached window rows a reader takes: computed today, not stale.
+CREATE VIEW regstat.window_cached AS
+SELECT c.registry, c.repository FROM regstat.repository_contents c
+WHERE c.windows_as_of = (now() AT TIME ZONE 'UTC')::date
+  AND NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
+                  WHERE s.registry = c.registry AND s.repository = c.repository);
+
+-- top-pulled: the same rows as before (migration 20261122000004), from the cache where it
+-- holds the window.
+CREATE OR REPLACE FUNCTION regstat.top_pulled(days integer)
+RETURNS TABLE (registry text, repository text, tag text, pulls bigint,
+               last_day date) LANGUAGE sql STABLE AS $$
+    SELECT w.registry, w.repository, w.tag, w.pulls, w.last_day FROM (
+        SELECT c.registry, c.repository, c.tag, c.last_day,
+               CASE days WHEN 7 THEN c.pulls_7d WHEN 30 THEN c.pulls_30d
+                         WHEN 90 THEN c.pulls_90d WHEN 365 THEN c.pulls_365d END AS pulls
+        FROM regstat.tag_pull_window_rows c
+        JOIN regstat.window_cached k
+          ON k.registry = c.registry AND k.repository = c.repository
+        WHERE days IN (7, 30, 90, 365)
+    ) w
+    WHERE w.pulls IS NOT NULL
+    UNION ALL
+    SELECT l.registry, l.repository, l.tag, sum(l.pulls)::bigint, max(l.day)
+    FROM regstat.window_uncached(days) k
+    CROSS JOIN LATERAL (
+        SELECT p.registry, p.repository, p.tag, p.pulls, p.day FROM regstat.pull_metrics p
+        WHERE p.registry = k.registry AND p.repository = k.repository
+          AND NOT p.system AND p.tag <> ''
+          AND p.day > (now() AT TIME ZONE 'UTC')::date - days
+        OFFSET 0 -- per repository
+    ) l
+    GROUP BY l.registry, l.repository, l.tag
+$$;
+
+-- version-checks: the same rows as before (migration 20261202000007), from the cache where
+-- it holds the window.
+CREATE OR REPLACE FUNCTION regstat.top_checked(days integer)
+RETURNS TABLE (registry text, repository text, tag text, digest text, checks bigint,
+               last_checked_at timestamptz) LANGUAGE sql STABLE AS $$
+    SELECT w.registry, w.repository, w.tag, w.digest, w.checks, w.last_checked_at FROM (
+        SELECT c.registry, c.repository, c.tag, c.digest,
+               CASE days WHEN 7 THEN c.checks_7d WHEN 30 THEN c.checks_30d
+                         WHEN 90 THEN c.checks_90d WHEN 365 THEN c.checks_365d END AS checks,
+               CASE days WHEN 7 THEN c.last_checked_7d WHEN 30 THEN c.last_checked_30d
+                         WHEN 90 THEN c.last_checked_90d
+                         WHEN 365 THEN c.last_checked_365d END AS last_checked_at
+        FROM regstat.tag_check_window_rows c
+        JOIN regstat.window_cached k
+          ON k.registry = c.registry AND k.repository = c.repository
+        WHERE days IN (7, 30, 90, 365)
+    ) w
+    WHERE w.checks > 0
+    UNION ALL
+    SELECT l.registry, l.repository, l.tag, l.digest, sum(l.checks)::bigint,
+           max(l.last_checked_at)
+    FROM regstat.window_uncached(days) k
+    CROSS JOIN LATERAL (
+        SELECT v.registry, v.repository, v.tag, v.digest, v.checks, v.last_checked_at
+        FROM regstat.version_checks v
+        WHERE v.registry = k.registry AND v.repository = k.repository AND NOT v.system
+          AND v.day > (now() AT TIME ZONE 'UTC')::date - days
+        OFFSET 0 -- per repository
+    ) l
+    GROUP BY l.registry, l.repository, l.tag, l.digest
+    HAVING sum(l.checks) > 0
+$$;
