@@ -1,18 +1,20 @@
--- Pulls and version checks per tag over the windows the console and the reports offer (7,
--- 30, 90 and 365 days), cached per repository like the rows of migration
--- 20261202000009_repository_caches.sql (its header explains why no write is missed).
+-- Pulls and version checks per tag, and image pulls per platform, over the windows the
+-- console and the reports offer (7, 30, 90 and 365 days), cached per repository like the rows
+-- of migration 20261202000009_repository_caches.sql (its header explains why no write is
+-- missed).
 --
--- top-pulled and version-checks sum a row per tag and day over the window: at 2 million
--- events (20,000 tags, 90 days of pulls) that is hundreds of thousands of rows per request.
--- The cache holds one row per tag with the sums of the four windows, so reading them costs
--- the tags, not the days.
+-- top-pulled, version-checks and architectures summed a row per tag (or repository and
+-- platform) and day over the window: at 2 million events (20,000 tags, 90 days of pulls)
+-- hundreds of thousands of rows per request. The caches hold one row per tag (or repository
+-- and platform) with the sums of the four windows, so reading them costs the tags, not the
+-- days.
 --
 -- A window ends today (UTC), so a repository's cached sums are those of the day they were
 -- computed (`repository_contents.windows_as_of`). Readers take cached rows of repositories
 -- that are neither stale nor computed on another day, and compute the others from the model;
--- any other window is computed from the model. When the day changes, the refresher marks
--- the repositories with cached window rows stale (store/src/caches.rs, `roll_over_windows`),
--- and sets the day of those without any (a day passing cannot add rows to a window).
+-- any other window is computed as before. When the day changes, the refresher marks the
+-- repositories with cached window rows stale (store/src/caches.rs, `roll_over_windows`), and
+-- moves on the day of those without any (a day passing adds no row to a window).
 
 ALTER TABLE regstat.repository_contents ADD COLUMN windows_as_of date;
 
@@ -74,6 +76,34 @@ CREATE TABLE regstat.tag_check_window_rows (
     last_checked_365d  timestamptz,
     PRIMARY KEY (registry, repository, tag, digest)
 );
+
+-- Image pulls per repository and platform (system pulls apart): a sum per window, NULL when
+-- the window has no row (the architectures report and the overview's platforms). Content
+-- arriving later may decide a pulled manifest's platform: it marks its repository stale.
+CREATE VIEW regstat.platform_pull_windows_live AS
+SELECT v.registry, v.repository, v.os, v.architecture, v.variant,
+       (sum(v.pulls) FILTER (WHERE v.day > d.today - 7))::bigint AS pulls_7d,
+       (sum(v.pulls) FILTER (WHERE v.day > d.today - 30))::bigint AS pulls_30d,
+       (sum(v.pulls) FILTER (WHERE v.day > d.today - 90))::bigint AS pulls_90d,
+       sum(v.pulls)::bigint AS pulls_365d
+FROM regstat.platform_pulls_live v
+CROSS JOIN (SELECT (now() AT TIME ZONE 'UTC')::date AS today) d
+WHERE v.day > d.today - 365
+GROUP BY v.registry, v.repository, v.os, v.architecture, v.variant;
+
+CREATE TABLE regstat.platform_pull_window_rows (
+    registry      text NOT NULL,
+    repository    text NOT NULL,
+    os            text,
+    architecture  text,
+    variant       text,
+    pulls_7d      bigint,
+    pulls_30d     bigint,
+    pulls_90d     bigint,
+    pulls_365d    bigint
+);
+CREATE INDEX platform_pull_window_rows_key_idx
+    ON regstat.platform_pull_window_rows (registry, repository);
 
 -- The repositories whose window rows a reader computes from the model: the stale ones, and
 -- those whose cached rows are of another day (or, for a window the cache does not hold,
@@ -155,4 +185,55 @@ RETURNS TABLE (registry text, repository text, tag text, digest text, checks big
     ) l
     GROUP BY l.registry, l.repository, l.tag, l.digest
     HAVING sum(l.checks) > 0
+$$;
+
+-- architectures: the same rows as before (migration 20261202000009), from the window cache
+-- where it holds the window, else from the cache per (repository, day).
+CREATE OR REPLACE FUNCTION regstat.pulls_by_platform(days integer)
+RETURNS TABLE (registry text, os text, architecture text, variant text, pulls bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT u.registry, u.os, u.architecture, u.variant, sum(u.pulls)::bigint FROM (
+        -- A window the window cache holds: its rows of cached repositories...
+        SELECT w.registry, w.os, w.architecture, w.variant, w.pulls FROM (
+            SELECT c.registry, c.os, c.architecture, c.variant,
+                   CASE days WHEN 7 THEN c.pulls_7d WHEN 30 THEN c.pulls_30d
+                             WHEN 90 THEN c.pulls_90d WHEN 365 THEN c.pulls_365d END AS pulls
+            FROM regstat.platform_pull_window_rows c
+            JOIN regstat.window_cached k
+              ON k.registry = c.registry AND k.repository = c.repository
+            WHERE days IN (7, 30, 90, 365)
+        ) w
+        WHERE w.pulls IS NOT NULL
+        UNION ALL
+        -- ...and the others from the model.
+        SELECT l.registry, l.os, l.architecture, l.variant, l.pulls
+        FROM regstat.window_uncached(days) k
+        CROSS JOIN LATERAL (
+            SELECT * FROM regstat.platform_pulls_live v
+            WHERE v.registry = k.registry AND v.repository = k.repository
+              AND v.day > (now() AT TIME ZONE 'UTC')::date - days
+            OFFSET 0 -- per repository
+        ) l
+        WHERE days IN (7, 30, 90, 365)
+        UNION ALL
+        -- Any other window: the cached (repository, day)s, and the stale ones from the model.
+        SELECT c.registry, c.os, c.architecture, c.variant, c.pulls
+        FROM regstat.platform_pull_rows c
+        WHERE days NOT IN (7, 30, 90, 365)
+          AND c.day > (now() AT TIME ZONE 'UTC')::date - days
+          AND NOT EXISTS (SELECT 1 FROM regstat.stale_pull_days s
+                          WHERE s.registry = c.registry AND s.repository = c.repository
+                            AND s.day = c.day)
+        UNION ALL
+        SELECT l.registry, l.os, l.architecture, l.variant, l.pulls
+        FROM regstat.stale_pull_days s
+        CROSS JOIN LATERAL (
+            SELECT * FROM regstat.platform_pulls_live v
+            WHERE v.registry = s.registry AND v.repository = s.repository AND v.day = s.day
+            OFFSET 0 -- per stale (repository, day)
+        ) l
+        WHERE days NOT IN (7, 30, 90, 365)
+          AND s.day > (now() AT TIME ZONE 'UTC')::date - days
+    ) u
+    GROUP BY u.registry, u.os, u.architecture, u.variant
 $$;

@@ -7,8 +7,8 @@
 //!   a while from one snapshot, then delete the marks no write has renewed since;
 //!   [`refresh_registry_totals`] recomputes the registry-wide blob figures, which are "as of"
 //!   the time it ran; [`roll_over_windows`] marks the repositories whose pulls and version
-//!   checks per tag over the windows ending today were cached on an earlier day (migration
-//!   `20261203000013_pull_windows.sql`);
+//!   checks per tag and pulls per platform over the windows ending today were cached on an
+//!   earlier day (migration `20261203000013_pull_windows.sql`);
 //! - readers (`report_images`, `repositories_now`, `pulls_by_platform`, `top_pulled`,
 //!   `top_checked` and what is built on them) take cached rows for the rest and compute stale keys from the model, so they are
 //!   exact whether or not a refresher runs; it only makes them fast.
@@ -21,15 +21,16 @@ use tokio_util::sync::CancellationToken;
 type Tx<'c> = Transaction<'c, Postgres>;
 
 /// The row caches and the views they cache, per repository: images (one row per live tag),
-/// blobs no live manifest references, manifests referencing deleted blobs, and each tag's
-/// pulls and version checks over the windows ending today (`windows_as_of`, see
-/// [`roll_over_windows`]).
-const ROW_CACHES: [(&str, &str); 5] = [
+/// blobs no live manifest references, manifests referencing deleted blobs, each tag's pulls
+/// and version checks and each platform's image pulls over the windows ending today
+/// (`windows_as_of`, see [`roll_over_windows`]).
+const ROW_CACHES: [(&str, &str); 6] = [
     ("image_rows", "images_live"),
     ("unreferenced_blob_rows", "unreferenced_blobs"),
     ("missing_blob_rows", "missing_blobs_live"),
     ("tag_pull_window_rows", "tag_pull_windows_live"),
     ("tag_check_window_rows", "tag_check_windows_live"),
+    ("platform_pull_window_rows", "platform_pull_windows_live"),
 ];
 
 /// Stale repositories one refresh takes (one transaction); ten times as many days.
@@ -343,7 +344,7 @@ pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<u
 }
 
 /// The tables the caches and their readers plan queries on.
-const PLANNED_TABLES: [&str; 19] = [
+const PLANNED_TABLES: [&str; 20] = [
     "tags",
     "manifests",
     "manifest_references",
@@ -363,6 +364,7 @@ const PLANNED_TABLES: [&str; 19] = [
     "registry_contents",
     "tag_pull_window_rows",
     "tag_check_window_rows",
+    "platform_pull_window_rows",
 ];
 
 /// Analyzes the tables of `PLANNED_TABLES` changed by more than a fifth of their rows (and
@@ -398,8 +400,8 @@ pub async fn refresh_all(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(repositories)
 }
 
-/// Moves the cached window sums (pulls and version checks per tag over the 7, 30, 90 and
-/// 365 days ending today, UTC) to a new day: a repository whose windows were computed on an
+/// Moves the cached window sums (pulls and version checks per tag, image pulls per platform,
+/// over the 7, 30, 90 and 365 days ending today, UTC) to a new day: a repository whose windows were computed on an
 /// earlier day (or never) is marked stale, so that the refresh recomputes it, unless it had
 /// no row in any window (a day passing adds none), whose day is simply moved on. Readers
 /// compute the windows of a repository from the model until then. Returns the repositories
@@ -411,6 +413,8 @@ pub async fn roll_over_windows(pool: &PgPool) -> Result<u64, sqlx::Error> {
            AND NOT EXISTS (SELECT 1 FROM regstat.tag_pull_window_rows w
                            WHERE w.registry = c.registry AND w.repository = c.repository)
            AND NOT EXISTS (SELECT 1 FROM regstat.tag_check_window_rows w
+                           WHERE w.registry = c.registry AND w.repository = c.repository)
+           AND NOT EXISTS (SELECT 1 FROM regstat.platform_pull_window_rows w
                            WHERE w.registry = c.registry AND w.repository = c.repository)",
     )
     .execute(pool)

@@ -209,6 +209,7 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
     for (cache, live) in [
         ("tag_pull_window_rows", "tag_pull_windows_live"),
         ("tag_check_window_rows", "tag_check_windows_live"),
+        ("platform_pull_window_rows", "platform_pull_windows_live"),
     ] {
         checks.push((
             cache.to_owned(),
@@ -348,8 +349,8 @@ proptest! {
                     .unwrap()
                 }
             };
-            // Top pulled and version checks, from the window cache (7, 30, 365 days) and
-            // from the model (any other window), are the sums over the window.
+            // Top pulled, version checks and pulls per platform, from the window caches (7,
+            // 30, 365 days) and as before (any other window), are the sums over the window.
             for days in [7, 30, 365, 36500] {
                 assert_eq!(
                     rows_of(&format!("SELECT * FROM regstat.top_pulled({days})")).await,
@@ -377,16 +378,18 @@ proptest! {
                     .await,
                     "top_checked({days})"
                 );
+                assert_eq!(
+                    rows_of(&format!("SELECT * FROM regstat.pulls_by_platform({days})")).await,
+                    rows_of(&format!(
+                        "SELECT registry, os, architecture, variant, sum(pulls)::bigint AS pulls
+                         FROM regstat.platform_pulls_live
+                         WHERE day > (now() AT TIME ZONE 'UTC')::date - {days}
+                         GROUP BY registry, os, architecture, variant"
+                    ))
+                    .await,
+                    "pulls_by_platform({days})"
+                );
             }
-            assert_eq!(
-                rows_of("SELECT * FROM regstat.pulls_by_platform(36500)").await,
-                rows_of(
-                    "SELECT registry, os, architecture, variant, sum(pulls)::bigint AS pulls
-                     FROM regstat.platform_pulls_live
-                     GROUP BY registry, os, architecture, variant"
-                )
-                .await
-            );
         });
     }
 }
