@@ -237,3 +237,24 @@ LANGUAGE sql STABLE AS $$
     ) u
     GROUP BY u.registry, u.os, u.architecture, u.variant
 $$;
+
+-- blobs: the per-registry line (each digest once across repositories, a count over every
+-- live blob) from the refresher's registry totals when it has them, as of when it computed
+-- them (`as_of`; the refresher recomputes them at most a minute after a change); computed now
+-- otherwise. Per-repository lines are the model's now (`as_of` empty).
+CREATE OR REPLACE VIEW regstat.report_blobs AS
+SELECT registry, repository, blobs, blob_bytes AS bytes, NULL::timestamptz AS as_of
+FROM regstat.repositories_now
+WHERE blobs > 0
+UNION ALL
+SELECT g.registry, NULL, g.blobs, g.blob_bytes, g.refreshed_at
+FROM regstat.registry_contents g
+WHERE g.blobs > 0 AND isfinite(g.refreshed_at) -- '-infinity': to be recomputed
+UNION ALL
+SELECT d.registry, NULL, count(*), COALESCE(sum(d.size), 0)::bigint, NULL
+FROM (SELECT DISTINCT ON (registry, digest) registry, digest, size
+      FROM regstat.live_blobs b
+      WHERE NOT EXISTS (SELECT 1 FROM regstat.registry_contents g
+                        WHERE g.registry = b.registry AND isfinite(g.refreshed_at))
+      ORDER BY registry, digest) d
+GROUP BY d.registry;

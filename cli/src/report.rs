@@ -34,7 +34,8 @@ pub enum ReportName {
     Images,
     /// Per repository: tags, manifests, pushes, pulls, first/last push and pull, actors.
     Repositories,
-    /// Blob count and bytes, per repository and per registry.
+    /// Blob count and bytes, per repository and per registry (AS_OF: when the registry's
+    /// line was counted by the workers' refresher; empty: now).
     Blobs,
     /// Images older than N days: pushed, else first seen (AGE_SOURCE says which; 0: every
     /// image).

@@ -102,7 +102,8 @@ pub enum Report {
     Images,
     /// Per repository: tags, manifests, pushes, pulls, first/last push and pull, actors.
     Repositories,
-    /// Live blob count and bytes, per repository and per registry.
+    /// Live blob count and bytes, per repository and per registry (each digest once); the
+    /// registry's line is the refresher's count when it has one, as of `as_of` (empty: now).
     Blobs,
     /// Images older than `days` days: pushed, else first seen (`age_source`).
     Stale {

@@ -137,6 +137,17 @@ async fn repositories_blobs_and_actors() {
         .map(|e| e["target"]["digest"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(per_registry["blobs"], json!(distinct.len()));
+    // Counted now, until the workers' refresher has counted the registry: then its count, as
+    // of then.
+    assert!(per_registry["as_of"].is_null(), "{per_registry}");
+    regstat_store::caches::refresh_all(&db.pool).await.unwrap();
+    let counted = report(&db, Report::Blobs).await;
+    let counted = counted.iter().find(|r| r["repository"].is_null()).unwrap();
+    assert_eq!(
+        (&counted["blobs"], &counted["bytes"]),
+        (&per_registry["blobs"], &per_registry["bytes"])
+    );
+    assert!(counted["as_of"].is_string(), "{counted}");
     let multi_blobs = blobs
         .iter()
         .find(|r| r["repository"] == "lab/multi")
