@@ -676,23 +676,27 @@ pub async fn search(db: &mut PgConnection, text: &str) -> Result<SearchResults, 
     if text.is_empty() {
         return Ok(SearchResults::default());
     }
+    // Substrings, case-insensitive: `LIKE` on lower case, which the trigram indexes of tags
+    // and actors answer (migration 20261203000014_search_indexes.sql).
+    let contains = format!("%{}%", crate::reports::like_escaped(&text.to_lowercase()));
+    // Every repository the model knows (cached, or stale): a row per repository.
     let repositories: Vec<TagRef> = sqlx::query_as(
         "SELECT registry, repository, '' AS tag FROM (
-             SELECT registry, repository FROM regstat.repository_stats
-             UNION SELECT registry, repository FROM regstat.current_tags) r
-         WHERE strpos(lower(repository), lower($1)) > 0
+             SELECT registry, repository FROM regstat.repository_contents
+             UNION SELECT registry, repository FROM regstat.stale_repositories) r
+         WHERE lower(repository) LIKE $1
          ORDER BY registry, repository LIMIT $2",
     )
-    .bind(text)
+    .bind(&contains)
     .bind(SEARCH_LIMIT)
     .fetch_all(&mut *db)
     .await?;
     let tags: Vec<TagRef> = sqlx::query_as(
         "SELECT registry, repository, tag FROM regstat.current_tags
-         WHERE strpos(lower(tag), lower($1)) > 0
+         WHERE lower(tag) LIKE $1
          ORDER BY registry, repository, tag LIMIT $2",
     )
-    .bind(text)
+    .bind(&contains)
     .bind(SEARCH_LIMIT)
     .fetch_all(&mut *db)
     .await?;
@@ -718,11 +722,11 @@ pub async fn search(db: &mut PgConnection, text: &str) -> Result<SearchResults, 
     };
     let actors: Vec<ActorHit> = sqlx::query_as(
         "SELECT actor, registry, repository, sum(events)::bigint AS events
-         FROM regstat.actors WHERE actor <> '' AND strpos(lower(actor), lower($1)) > 0
+         FROM regstat.actors WHERE actor <> '' AND lower(actor) LIKE $1
          GROUP BY actor, registry, repository
          ORDER BY actor, registry, repository LIMIT $2",
     )
-    .bind(text)
+    .bind(&contains)
     .bind(SEARCH_LIMIT)
     .fetch_all(&mut *db)
     .await?;

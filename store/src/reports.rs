@@ -515,12 +515,16 @@ fn has_repository(report: &Report) -> bool {
     )
 }
 
+/// `text` with the characters special to `LIKE` (`\\`, `%`, `_`) escaped.
+pub(crate) fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// `lab` matches `lab` and everything under `lab/`; `*` and `?` make it a glob.
 pub(crate) fn push_repository_filter(query: &mut QueryBuilder<Postgres>, pattern: &str) {
-    let escaped = pattern
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = like_escaped(pattern);
     if pattern.contains(['*', '?']) {
         let like = escaped.replace('*', "%").replace('?', "_");
         query.push(" AND repository LIKE ").push_bind(like);

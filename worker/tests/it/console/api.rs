@@ -292,6 +292,28 @@ async fn lists_paginate_and_sort_and_details_link_up() {
     assert_eq!(detail["children"].as_array().unwrap().len(), 2, "{detail}");
     let found = json(&console, &format!("/api/v1/search?q={}", &digest[7..15])).await;
     assert_eq!(found["digests"][0]["digest"], digest);
+    // Substrings of repositories, tags and actors, whatever the case; `%` and `_` are
+    // characters like any other.
+    let found = json(&console, "/api/v1/search?q=AB/MUL").await;
+    assert_eq!(
+        found["repositories"][0]["repository"], "lab/multi",
+        "{found}"
+    );
+    let found = json(&console, "/api/v1/search?q=V1").await;
+    assert!(
+        found["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["repository"] == "lab/multi" && t["tag"] == "v1"),
+        "{found}"
+    );
+    for wildcard in ["%25", "_"] {
+        let found = json(&console, &format!("/api/v1/search?q={wildcard}")).await;
+        for kind in ["repositories", "tags", "actors"] {
+            assert_eq!(found[kind], json!([]), "{wildcard}: {found}");
+        }
+    }
 
     // Keyset pages of the activity: every entry once, newest first.
     let everything = json(&console, "/api/v1/activity?limit=500").await;
