@@ -241,7 +241,9 @@ $$;
 -- blobs: the per-registry line (each digest once across repositories, a count over every
 -- live blob) from the refresher's registry totals when it has them, as of when it computed
 -- them (`as_of`; the refresher recomputes them at most a minute after a change); computed now
--- otherwise. Per-repository lines are the model's now (`as_of` empty).
+-- otherwise, only for the registries without a count (the fence keeps the planner from
+-- counting every registry's blobs first). Per-repository lines are the model's now (`as_of`
+-- empty).
 CREATE OR REPLACE VIEW regstat.report_blobs AS
 SELECT registry, repository, blobs, blob_bytes AS bytes, NULL::timestamptz AS as_of
 FROM regstat.repositories_now
@@ -251,10 +253,16 @@ SELECT g.registry, NULL, g.blobs, g.blob_bytes, g.refreshed_at
 FROM regstat.registry_contents g
 WHERE g.blobs > 0 AND isfinite(g.refreshed_at) -- '-infinity': to be recomputed
 UNION ALL
-SELECT d.registry, NULL, count(*), COALESCE(sum(d.size), 0)::bigint, NULL
-FROM (SELECT DISTINCT ON (registry, digest) registry, digest, size
-      FROM regstat.live_blobs b
+SELECT r.registry, NULL, l.blobs, l.bytes, NULL
+FROM (SELECT k.registry FROM (SELECT registry FROM regstat.repository_contents
+                              UNION SELECT registry FROM regstat.stale_repositories) k
       WHERE NOT EXISTS (SELECT 1 FROM regstat.registry_contents g
-                        WHERE g.registry = b.registry AND isfinite(g.refreshed_at))
-      ORDER BY registry, digest) d
-GROUP BY d.registry;
+                        WHERE g.registry = k.registry AND isfinite(g.refreshed_at))
+      OFFSET 0 -- registries without a count, before counting theirs
+     ) r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS blobs, COALESCE(sum(d.size), 0)::bigint AS bytes
+    FROM (SELECT DISTINCT ON (b.digest) b.digest, b.size FROM regstat.live_blobs b
+          WHERE b.registry = r.registry ORDER BY b.digest) d
+) l
+WHERE l.blobs > 0;
