@@ -17,6 +17,8 @@
 -- moves on the day of those without any (a day passing adds no row to a window).
 
 ALTER TABLE regstat.repository_contents ADD COLUMN windows_as_of date;
+-- The repository's image pulls in the 30 days ending `windows_as_of` (the repository list).
+ALTER TABLE regstat.repository_contents ADD COLUMN pulls_30d bigint;
 
 -- Pulls naming a tag (system pulls apart), per tag: a sum per window (NULL when the window
 -- has no row of the tag, as top_pulled then has no row) and the last day with a row (the
@@ -121,10 +123,28 @@ $$;
 
 -- The repositories whose cached window rows a reader takes: computed today, not stale.
 CREATE VIEW regstat.window_cached AS
-SELECT c.registry, c.repository FROM regstat.repository_contents c
+SELECT c.registry, c.repository, c.pulls_30d FROM regstat.repository_contents c
 WHERE c.windows_as_of = (now() AT TIME ZONE 'UTC')::date
   AND NOT EXISTS (SELECT 1 FROM regstat.stale_repositories s
                   WHERE s.registry = c.registry AND s.repository = c.repository);
+
+-- One repository's pulls per tag over the windows (the repository page): cached, or from the
+-- model.
+CREATE FUNCTION regstat.tag_pull_windows_of(registry text, repository text)
+RETURNS TABLE (tag text, last_day date, pulls_7d bigint, pulls_30d bigint, pulls_90d bigint,
+               pulls_365d bigint) LANGUAGE sql STABLE AS $$
+    SELECT c.tag, c.last_day, c.pulls_7d, c.pulls_30d, c.pulls_90d, c.pulls_365d
+    FROM regstat.tag_pull_window_rows c
+    WHERE c.registry = $1 AND c.repository = $2
+      AND EXISTS (SELECT 1 FROM regstat.window_cached k
+                  WHERE k.registry = $1 AND k.repository = $2)
+    UNION ALL
+    SELECT l.tag, l.last_day, l.pulls_7d, l.pulls_30d, l.pulls_90d, l.pulls_365d
+    FROM regstat.tag_pull_windows_live l
+    WHERE l.registry = $1 AND l.repository = $2
+      AND NOT EXISTS (SELECT 1 FROM regstat.window_cached k
+                      WHERE k.registry = $1 AND k.repository = $2)
+$$;
 
 -- top-pulled: the same rows as before (migration 20261122000004), from the cache where it
 -- holds the window.

@@ -163,13 +163,16 @@ pub async fn repositories(
     sql.push(
         "), listed AS (
              SELECT k.registry, k.repository, k.tags,
-                    COALESCE((SELECT sum(p.pulls) FROM regstat.repository_pulls p
+                    -- The window cache's (migration 20261203000013), else from the model.
+                    COALESCE(w.pulls_30d,
+                             (SELECT sum(p.pulls) FROM regstat.repository_pulls p
                               WHERE p.registry = k.registry AND p.repository = k.repository
-                                AND p.day > (now() AT TIME ZONE 'UTC')::date - 30), 0)::bigint
-                        AS pulls_30d,
+                                AND p.day > (now() AT TIME ZONE 'UTC')::date - 30),
+                             0)::bigint AS pulls_30d,
                     s.last_pull_at AS last_pulled_at, s.last_push_at AS last_pushed_at,
                     CASE WHEN k.blobs > 0 THEN k.blob_bytes END AS size
              FROM matching k
+             LEFT JOIN regstat.window_cached w USING (registry, repository)
              LEFT JOIN regstat.repository_stats s USING (registry, repository)
          )
          SELECT *, count(*) OVER () AS total FROM listed ORDER BY ",
@@ -341,15 +344,7 @@ pub async fn repository(
                 i.pull_count, i.version_checks, i.last_checked_at, i.last_used_at,
                 i.last_used_source, i.age_at, i.age_source
          FROM regstat.report_images i
-         LEFT JOIN (
-             SELECT tag,
-                    sum(pulls) FILTER (WHERE day > (now() AT TIME ZONE 'UTC')::date - 7) AS pulls_7d,
-                    sum(pulls) AS pulls_30d
-             FROM regstat.pull_metrics
-             WHERE registry = $1 AND repository = $2 AND NOT system
-               AND day > (now() AT TIME ZONE 'UTC')::date - 30
-             GROUP BY tag
-         ) p USING (tag)
+         LEFT JOIN regstat.tag_pull_windows_of($1, $2) p USING (tag)
          WHERE i.registry = $1 AND i.repository = $2
          ORDER BY i.tag",
     )

@@ -191,15 +191,18 @@ async fn refresh(pool: &PgPool, limit: i64, due: &Due) -> Result<usize, sqlx::Er
     }
     sqlx::query(
         "INSERT INTO regstat.repository_contents AS c (registry, repository, tags, manifests,
-             blobs, blob_bytes, refreshed_at, windows_as_of)
+             blobs, blob_bytes, refreshed_at, windows_as_of, pulls_30d)
          SELECT r.registry, r.repository, l.tags, l.manifests, l.blobs, l.blob_bytes, now(),
-                (now() AT TIME ZONE 'UTC')::date
+                (now() AT TIME ZONE 'UTC')::date,
+                (SELECT COALESCE(sum(p.pulls), 0)::bigint FROM regstat.repository_pulls p
+                 WHERE p.registry = r.registry AND p.repository = r.repository
+                   AND p.day > (now() AT TIME ZONE 'UTC')::date - 30)
          FROM UNNEST($1::text[], $2::text[]) AS r(registry, repository)
          CROSS JOIN LATERAL regstat.contents_of(r.registry, r.repository) l
          ON CONFLICT (registry, repository) DO UPDATE SET
              tags = EXCLUDED.tags, manifests = EXCLUDED.manifests, blobs = EXCLUDED.blobs,
              blob_bytes = EXCLUDED.blob_bytes, refreshed_at = EXCLUDED.refreshed_at,
-             windows_as_of = EXCLUDED.windows_as_of",
+             windows_as_of = EXCLUDED.windows_as_of, pulls_30d = EXCLUDED.pulls_30d",
     )
     .bind(&registries)
     .bind(&names)

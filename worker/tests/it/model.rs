@@ -224,6 +224,15 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
         ));
     }
     checks.push((
+        "repository_contents.pulls_30d".to_owned(),
+        "SELECT count(*) FROM regstat.window_cached w
+         WHERE w.pulls_30d IS DISTINCT FROM (
+             SELECT COALESCE(sum(p.pulls), 0)::bigint FROM regstat.repository_pulls p
+             WHERE p.registry = w.registry AND p.repository = w.repository
+               AND p.day > (now() AT TIME ZONE 'UTC')::date - 30)"
+            .to_owned(),
+    ));
+    checks.push((
         "repository_contents".to_owned(),
         format!(
             "SELECT count(*) FROM regstat.repository_contents c
