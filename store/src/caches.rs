@@ -21,12 +21,14 @@ use tokio_util::sync::CancellationToken;
 type Tx<'c> = Transaction<'c, Postgres>;
 
 /// The row caches and the views they cache, per repository: images (one row per live tag),
-/// blobs no live manifest references, manifests referencing deleted blobs, each tag's pulls
+/// blobs no live manifest references (orphaned, or undetermined where some live manifest's
+/// content is unknown), manifests referencing deleted blobs, each tag's pulls
 /// and version checks and each platform's image pulls over the windows ending today
 /// (`windows_as_of`, see [`roll_over_windows`]).
-const ROW_CACHES: [(&str, &str); 6] = [
+const ROW_CACHES: [(&str, &str); 7] = [
     ("image_rows", "images_live"),
     ("unreferenced_blob_rows", "unreferenced_blobs"),
+    ("undetermined_blob_rows", "undetermined_blobs_live"),
     ("missing_blob_rows", "missing_blobs_live"),
     ("tag_pull_window_rows", "tag_pull_windows_live"),
     ("tag_check_window_rows", "tag_check_windows_live"),
@@ -347,7 +349,7 @@ pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<u
 }
 
 /// The tables the caches and their readers plan queries on.
-const PLANNED_TABLES: [&str; 20] = [
+const PLANNED_TABLES: [&str; 21] = [
     "tags",
     "manifests",
     "manifest_references",
@@ -362,6 +364,7 @@ const PLANNED_TABLES: [&str; 20] = [
     "image_rows",
     "repository_contents",
     "unreferenced_blob_rows",
+    "undetermined_blob_rows",
     "missing_blob_rows",
     "platform_pull_rows",
     "registry_contents",

@@ -180,6 +180,7 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
     let mut checks: Vec<(String, String)> = [
         ("image_rows", "images_live"),
         ("unreferenced_blob_rows", "unreferenced_blobs"),
+        ("undetermined_blob_rows", "undetermined_blobs_live"),
         ("missing_blob_rows", "missing_blobs_live"),
     ]
     .into_iter()
