@@ -164,7 +164,8 @@ pub async fn repositories(
         "), listed AS (
              SELECT k.registry, k.repository, k.tags,
                     -- The window cache's (migration 20261203000013), else from the model.
-                    COALESCE(w.pulls_30d,
+                    COALESCE((SELECT w.pulls_30d FROM regstat.window_cached w
+                              WHERE w.registry = k.registry AND w.repository = k.repository),
                              (SELECT sum(p.pulls) FROM regstat.repository_pulls p
                               WHERE p.registry = k.registry AND p.repository = k.repository
                                 AND p.day > (now() AT TIME ZONE 'UTC')::date - 30),
@@ -172,7 +173,6 @@ pub async fn repositories(
                     s.last_pull_at AS last_pulled_at, s.last_push_at AS last_pushed_at,
                     CASE WHEN k.blobs > 0 THEN k.blob_bytes END AS size
              FROM matching k
-             LEFT JOIN regstat.window_cached w USING (registry, repository)
              LEFT JOIN regstat.repository_stats s USING (registry, repository)
          )
          SELECT *, count(*) OVER () AS total FROM listed ORDER BY ",
