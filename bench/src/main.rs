@@ -66,8 +66,12 @@ struct Cli {
     new_connections: bool,
     /// Where to write the report (Markdown); `-` writes none. By default a full run (all
     /// scenarios, not --quick) writes BENCHMARKS.md and other runs write none.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "update")]
     output: Option<String>,
+    /// Put the tables of the scenarios run here (6 console, 7 cluster) in place of their old
+    /// ones in an existing report such as BENCHMARKS.md, keeping the rest of it.
+    #[arg(long, value_name = "REPORT")]
+    update: Option<PathBuf>,
     /// RabbitMQ (the default vhost is used, under throw-away prefixes).
     #[arg(
         long,
@@ -117,6 +121,17 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.update.is_some()
+        && (cli.only.is_empty()
+            || cli
+                .only
+                .iter()
+                .any(|s| !matches!(s, Scenario::Console | Scenario::Cluster)))
+    {
+        anyhow::bail!(
+            "--update replaces only the tables of scenarios 6 and 7: add --only console,cluster or fewer"
+        );
+    }
     let services = Services {
         amqp_url: cli.amqp_url.clone(),
         database_admin_url: cli.database_url.clone(),
@@ -162,6 +177,12 @@ async fn main() -> anyhow::Result<()> {
 
     let text = report.render();
     println!("{text}");
+    if let Some(path) = &cli.update {
+        let existing = std::fs::read_to_string(path)?;
+        std::fs::write(path, report.update(&existing)?)?;
+        eprintln!("updated {}", path.display());
+        return Ok(());
+    }
     let full = cli.only.is_empty() && !cli.quick;
     let output = cli
         .output
