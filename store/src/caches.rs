@@ -10,8 +10,9 @@
 //!   checks per tag and pulls per platform over the windows ending today were cached on an
 //!   earlier day (migration `20261203000013_pull_windows.sql`);
 //! - readers (`report_images`, `repositories_now`, `pulls_by_platform`, `top_pulled`,
-//!   `top_checked` and what is built on them) take cached rows for the rest and compute stale keys from the model, so they are
-//!   exact whether or not a refresher runs; it only makes them fast.
+//!   `top_checked`, `most_tags` and what is built on them) take cached rows for the rest and
+//!   compute stale keys from the model, so they are exact whether or not a refresher runs; it
+//!   only makes them fast.
 
 use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
@@ -21,12 +22,14 @@ use tokio_util::sync::CancellationToken;
 type Tx<'c> = Transaction<'c, Postgres>;
 
 /// The row caches and the views they cache, per repository: images (one row per live tag),
+/// each digest's tags (most-tags),
 /// blobs no live manifest references (orphaned, or undetermined where some live manifest's
 /// content is unknown), manifests referencing deleted blobs, each tag's pulls
 /// and version checks and each platform's image pulls over the windows ending today
 /// (`windows_as_of`, see [`roll_over_windows`]).
-const ROW_CACHES: [(&str, &str); 7] = [
+const ROW_CACHES: [(&str, &str); 8] = [
     ("image_rows", "images_live"),
+    ("digest_tag_rows", "digest_tags_live"),
     ("unreferenced_blob_rows", "unreferenced_blobs"),
     ("undetermined_blob_rows", "undetermined_blobs_live"),
     ("missing_blob_rows", "missing_blobs_live"),

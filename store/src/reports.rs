@@ -317,8 +317,12 @@ pub async fn run(
     let mut query = QueryBuilder::<Postgres>::new("SELECT coalesce(json_agg(r ORDER BY ");
     query.push(order_by(report));
     query.push("), '[]'::json) FROM (");
-    select(&mut query, report, filters);
     let limit = report.own_limit().or(filters.limit);
+    // A top-N source reads only the rows the page shows, unless a filter drops some of them.
+    let top = limit
+        .filter(|_| filters.registry.is_none() && filters.repository.is_none())
+        .map(|limit| limit.saturating_add(filters.offset.unwrap_or(0)));
+    select(&mut query, report, filters, top);
     if limit.is_some() || filters.offset.is_some() {
         query.push(" ORDER BY ").push(order_by(report));
     }
@@ -352,15 +356,22 @@ pub async fn count(
     filters: &Filters,
 ) -> Result<i64, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
-    select(&mut query, report, filters);
+    select(&mut query, report, filters, None);
     query.push(") r");
     query.build_query_scalar().fetch_one(connection).await
 }
 
 /// `SELECT * FROM` the report's source with its conditions and the filters, unordered.
-fn select(query: &mut QueryBuilder<Postgres>, report: &Report, filters: &Filters) {
+/// The report's rows under `filters`; a top-N report's source gives at least its first `top`
+/// rows in the report's order (all when `None`).
+fn select(
+    query: &mut QueryBuilder<Postgres>,
+    report: &Report,
+    filters: &Filters,
+    top: Option<i64>,
+) {
     query.push("SELECT * FROM ");
-    source(query, report);
+    source(query, report, top);
     query.push(" WHERE true");
     conditions(query, report);
     if let Some(registry) = &filters.registry {
@@ -371,7 +382,7 @@ fn select(query: &mut QueryBuilder<Postgres>, report: &Report, filters: &Filters
     }
 }
 
-fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
+fn source(query: &mut QueryBuilder<Postgres>, report: &Report, top: Option<i64>) {
     match report {
         Report::Images => {
             query.push("regstat.report_images");
@@ -407,15 +418,22 @@ fn source(query: &mut QueryBuilder<Postgres>, report: &Report) {
             query.push("regstat.report_missing_blobs");
         }
         Report::MostTags { .. } => {
-            query.push("regstat.report_most_tags");
+            query.push("regstat.most_tags(").push_bind(top).push(")");
         }
         Report::TopPulled { days, .. } => {
-            query.push("regstat.top_pulled(").push_bind(*days).push(")");
+            query
+                .push("regstat.top_pulled(")
+                .push_bind(*days)
+                .push(", ")
+                .push_bind(top)
+                .push(")");
         }
         Report::VersionChecks { days, .. } => {
             query
                 .push("regstat.top_checked(")
                 .push_bind(*days)
+                .push(", ")
+                .push_bind(top)
                 .push(")");
         }
         Report::Pulls { days } => {

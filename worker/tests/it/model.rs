@@ -179,6 +179,7 @@ async fn caches_disagreeing_with_the_model(db: &TestDb) -> Vec<(String, i64)> {
     let (c, l) = (not_stale("c"), not_stale("l"));
     let mut checks: Vec<(String, String)> = [
         ("image_rows", "images_live"),
+        ("digest_tag_rows", "digest_tags_live"),
         ("unreferenced_blob_rows", "unreferenced_blobs"),
         ("undetermined_blob_rows", "undetermined_blobs_live"),
         ("missing_blob_rows", "missing_blobs_live"),
@@ -399,7 +400,50 @@ proptest! {
                     .await,
                     "pulls_by_platform({days})"
                 );
+                // Asked for their first rows only, in the report's order: the same first rows.
+                assert_eq!(
+                    rows_of(&format!(
+                        "SELECT * FROM regstat.top_pulled({days}, 3)
+                         ORDER BY pulls DESC, registry, repository, tag LIMIT 3"
+                    ))
+                    .await,
+                    rows_of(&format!(
+                        "SELECT * FROM regstat.top_pulled({days})
+                         ORDER BY pulls DESC, registry, repository, tag LIMIT 3"
+                    ))
+                    .await,
+                    "top_pulled({days}, 3)"
+                );
+                assert_eq!(
+                    rows_of(&format!(
+                        "SELECT * FROM regstat.top_checked({days}, 3)
+                         ORDER BY checks DESC, registry, repository, tag, digest LIMIT 3"
+                    ))
+                    .await,
+                    rows_of(&format!(
+                        "SELECT * FROM regstat.top_checked({days})
+                         ORDER BY checks DESC, registry, repository, tag, digest LIMIT 3"
+                    ))
+                    .await,
+                    "top_checked({days}, 3)"
+                );
             }
+            // Most tags, whole and its first rows, is the image rows grouped by digest.
+            let grouped = "SELECT registry, repository, digest, media_type, count(*) AS tags,
+                                  array_agg(tag ORDER BY tag) AS tag_names
+                           FROM regstat.report_images
+                           GROUP BY registry, repository, digest, media_type";
+            assert_eq!(
+                rows_of("SELECT * FROM regstat.most_tags()").await,
+                rows_of(grouped).await,
+                "most_tags()"
+            );
+            let first = "ORDER BY tags DESC, registry, repository, digest LIMIT 3";
+            assert_eq!(
+                rows_of(&format!("SELECT * FROM regstat.most_tags(3) {first}")).await,
+                rows_of(&format!("SELECT * FROM ({grouped}) g {first}")).await,
+                "most_tags(3)"
+            );
         });
     }
 }
