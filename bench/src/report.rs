@@ -182,6 +182,25 @@ impl Report {
                 format!("{:.0} events/s", e2e.raw_sql_rate),
                 "the limit".into(),
             );
+            let cost = &e2e.write_cost;
+            let busiest: Vec<String> = cost
+                .tables
+                .iter()
+                .take(3)
+                .map(|(table, _, entries)| format!("{table} {entries:.1}"))
+                .collect();
+            row(
+                "3 end to end: write cost per event of the raw SQL run: WAL bytes (full-page images), rows, index entries",
+                format!(
+                    "{:.0} B ({:.2} FPI), {:.1} rows, {:.1} index entries (most: {})",
+                    cost.wal_bytes,
+                    cost.full_page_images,
+                    cost.rows,
+                    cost.index_entries,
+                    busiest.join(", ")
+                ),
+                "what issue 16 reduces".into(),
+            );
         }
         if let Some(slow) = &self.slow_registry {
             let delay = self.plan.slow_delay.as_millis();
@@ -361,6 +380,11 @@ impl Report {
              the end: the workers keep up with everything this machine can push through the \
              receiver while they share its cores. The backlog row is the workers' own rate; the \
              raw SQL row is PostgreSQL's for the same writes from one process.\n\
+             - The write cost row is read from PostgreSQL's statistics around the raw SQL run: \
+             the WAL position's advance and `pg_stat_wal`'s full-page images, and per table the \
+             rows written and the index entries (one per index for every insert and every update \
+             that is not HOT), each divided by the events; a fresh database, so a page's first \
+             change after each checkpoint writes the whole page.\n\
              - Pushed manifests have their own queue (`regstat.manifests`), so a slow registry \
              delays only them; their rate grows with `callbacks.concurrency`.\n\n\
              ## Reproduce\n\n\

@@ -112,6 +112,8 @@ pub struct EndToEnd {
     pub check: String,
     /// The raw limit: the same SQL writes by one process, events/s.
     pub raw_sql_rate: f64,
+    /// What those writes cost PostgreSQL per event.
+    pub write_cost: raw::WriteCost,
     /// Requests the stand-in registry answered (manifest and config callbacks).
     pub callbacks: u64,
     /// Events queued while the workers were stopped.
@@ -273,13 +275,17 @@ pub async fn end_to_end(
 ) -> anyhow::Result<EndToEnd> {
     let (registry, workload) = simulated_registry(plan, 1)?;
     let result = async {
-        let raw_sql_rate = {
+        let raw = {
             let stack = Stack::new(services, Some(registry.addr)).await?;
-            let rate = raw::sql_writes(&stack, &workload, plan.raw_sql_events).await;
+            let raw = raw::sql_writes(&stack, &workload, plan.raw_sql_events).await;
             stack.close().await?;
-            rate?
+            raw?
         };
-        eprintln!("  raw SQL writes: {raw_sql_rate:.0} events/s");
+        let raw_sql_rate = raw.rate;
+        eprintln!("  raw SQL writes: {raw_sql_rate:.0} events/s; per event, by table (rows, index entries):");
+        for (table, rows, entries) in &raw.cost.tables {
+            eprintln!("    {table}: {rows:.2}, {entries:.2}");
+        }
 
         let mut stack = Stack::new(services, Some(registry.addr)).await?;
         let result = async {
@@ -338,6 +344,7 @@ pub async fn end_to_end(
                 exactly_once: check.is_ok(),
                 check: check.unwrap_or_else(|e| e),
                 raw_sql_rate,
+                write_cost: raw.cost.clone(),
                 callbacks: registry.requests(),
             })
         }
