@@ -108,7 +108,7 @@ pub struct WriteCost {
     /// Index entries written: every index of a table gets one per row inserted and per
     /// update that is not HOT.
     pub index_entries: f64,
-    /// The tables that wrote the most index entries, with rows and index entries per event.
+    /// Every table written, with its rows and index entries per event, most entries first.
     pub tables: Vec<(String, f64, f64)>,
 }
 

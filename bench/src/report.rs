@@ -383,8 +383,8 @@ impl Report {
              - The write cost row is read from PostgreSQL's statistics around the raw SQL run: \
              the WAL position's advance and `pg_stat_wal`'s full-page images, and per table the \
              rows written and the index entries (one per index for every insert and every update \
-             that is not HOT), each divided by the events; a fresh database, so a page's first \
-             change after each checkpoint writes the whole page.\n\
+             that is not HOT), each divided by the events. Full-page images (a page's first \
+             change after a checkpoint, written whole) are counted apart.\n\
              - Pushed manifests have their own queue (`regstat.manifests`), so a slow registry \
              delays only them; their rate grows with `callbacks.concurrency`.\n\n\
              ## Reproduce\n\n\

@@ -361,9 +361,9 @@ pub async fn count(
     query.build_query_scalar().fetch_one(connection).await
 }
 
-/// `SELECT * FROM` the report's source with its conditions and the filters, unordered.
-/// The report's rows under `filters`; a top-N report's source gives at least its first `top`
-/// rows in the report's order (all when `None`).
+/// `SELECT * FROM` the report's source with its conditions and the filters, unordered; a top-N
+/// report's source gives at least its first `top` rows in the report's order (all when
+/// `None`).
 fn select(
     query: &mut QueryBuilder<Postgres>,
     report: &Report,
