@@ -11,8 +11,10 @@ use crate::model::pulls::{self, Request};
 use crate::model::{Changes, ClientKind, Content, ModelEvent};
 use chrono::{DateTime, Utc};
 use regstat_shared::event::Event;
+use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// SQLSTATE of the database's refusal to admit an unknown event id received before the dedupe
 /// horizon (its id may have been recorded and forgotten since): see [`insert`]. Not transient:
@@ -60,8 +62,113 @@ pub struct LedgerRow {
     pub received_at: DateTime<Utc>,
     /// The receiver's request id.
     pub correlation_id: Option<String>,
-    /// The event JSON as received.
+    /// The event JSON as received (stored as the columns plus `raw_rest`, what they do not
+    /// hold; `regstat.event_json(row)` gives it back).
     pub raw: String,
+}
+
+impl LedgerRow {
+    /// What `raw_rest` stores: the event minus every value one of the row's columns holds,
+    /// where the event spells it exactly as the column's JSON (a value that is absent, `null`,
+    /// spelled otherwise or of another type stays). `regstat.event_json(row)` (migration 17)
+    /// puts each column back where the rest has nothing, so it gives back exactly the event;
+    /// it pairs columns and paths as `LedgerRow::fields` below does, and the ledger tests check
+    /// the round trip. Only the event's own keys and those of its `target`, `actor`, `request`
+    /// and `source` objects are parsed; every other value is kept as sent, byte for byte.
+    /// An event that does not parse as such (it always does: the worker parsed it already) is
+    /// stored whole, which `event_json` gives back unchanged too.
+    pub fn rest(&self) -> String {
+        self.strip().unwrap_or_else(|_| self.raw.clone())
+    }
+
+    fn strip(&self) -> Result<String, serde_json::Error> {
+        let fields = self.fields();
+        let mut event: JsonObject = serde_json::from_str(&self.raw)?;
+        take(&mut event, &fields, None);
+        for parent in ["target", "actor", "request", "source"] {
+            let Some(value) = event.get_mut(parent) else {
+                continue;
+            };
+            // Not an object (then no column came from it): kept as it is.
+            let Ok(mut object) = serde_json::from_str::<JsonObject>(value.get()) else {
+                continue;
+            };
+            if take(&mut object, &fields, Some(parent)) {
+                *value = serde_json::value::to_raw_value(&object)?;
+            }
+        }
+        serde_json::to_string(&event)
+    }
+
+    /// Where in the event each column comes from (the object, `None` for the event itself,
+    /// and the key) with the column's value as JSON text, `None` for a NULL column.
+    fn fields(&self) -> [(Option<&'static str>, &'static str, Option<String>); 16] {
+        let text = |value: Option<&str>| value.map(|v| Value::from(v).to_string());
+        [
+            (None, "id", text(Some(&self.id))),
+            (None, "action", text(Some(&self.action))),
+            (
+                Some("target"),
+                "mediaType",
+                text(self.media_type.as_deref()),
+            ),
+            (Some("target"), "digest", text(self.digest.as_deref())),
+            (Some("target"), "size", self.size.map(|s| s.to_string())),
+            (
+                Some("target"),
+                "repository",
+                text(self.repository.as_deref()),
+            ),
+            (Some("target"), "tag", text(self.tag.as_deref())),
+            (
+                Some("target"),
+                "fromRepository",
+                text(self.from_repository.as_deref()),
+            ),
+            (Some("actor"), "name", text(self.actor.as_deref())),
+            (Some("request"), "id", text(self.request_id.as_deref())),
+            (Some("request"), "addr", text(self.request_addr.as_deref())),
+            (Some("request"), "host", text(self.request_host.as_deref())),
+            (
+                Some("request"),
+                "method",
+                text(self.request_method.as_deref()),
+            ),
+            (
+                Some("request"),
+                "useragent",
+                text(self.request_useragent.as_deref()),
+            ),
+            (Some("source"), "addr", text(self.source_addr.as_deref())),
+            (
+                Some("source"),
+                "instanceID",
+                text(self.source_instance_id.as_deref()),
+            ),
+        ]
+    }
+}
+
+/// A JSON object whose values are kept as sent.
+type JsonObject = BTreeMap<String, Box<RawValue>>;
+
+/// Removes from `object` (the event, or its member `parent`) each field of `fields` in it whose
+/// value is spelled exactly as the column's; says whether it removed any.
+fn take(
+    object: &mut JsonObject,
+    fields: &[(Option<&'static str>, &'static str, Option<String>)],
+    parent: Option<&str>,
+) -> bool {
+    let mut taken = false;
+    for (_, key, column) in fields.iter().filter(|(p, ..)| *p == parent) {
+        if let Some(column) = column
+            && object.get(*key).is_some_and(|value| value.get() == column)
+        {
+            object.remove(*key);
+            taken = true;
+        }
+    }
+    taken
 }
 
 /// One event to record: its ledger row and what the model needs to apply its effects.
@@ -178,7 +285,7 @@ pub async fn insert(
                  id, occurred_at, action, media_type, digest, size, repository, tag,
                  from_repository, actor, request_id, request_addr, request_host,
                  request_method, request_useragent, source_addr, source_instance_id,
-                 received_at, correlation_id, raw)
+                 received_at, correlation_id, raw_rest)
              SELECT id, occurred_at, action, media_type, digest, size, repository, tag,
                     from_repository, actor, request_id, request_addr, request_host,
                     request_method, request_useragent, source_addr, source_instance_id,
@@ -207,7 +314,7 @@ pub async fn insert(
     .bind(texts(rows, |r| r.source_instance_id.as_deref()))
     .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
     .bind(texts(rows, |r| r.correlation_id.as_deref()))
-    .bind(rows.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(LedgerRow::rest).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
 }
@@ -243,4 +350,72 @@ pub async fn estimated_len<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<i64, sql
     )
     .fetch_one(db)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn row(raw: &str) -> LedgerRow {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        LedgerRow {
+            id: "e1".into(),
+            occurred_at: at,
+            action: "push".into(),
+            media_type: None,
+            digest: Some("sha256:aa".into()),
+            size: Some(668),
+            repository: Some("lab/app".into()),
+            tag: None,
+            from_repository: None,
+            actor: None,
+            request_id: None,
+            request_addr: None,
+            request_host: Some("a&b".into()),
+            request_method: None,
+            request_useragent: None,
+            source_addr: None,
+            source_instance_id: None,
+            received_at: at,
+            correlation_id: None,
+            raw: raw.into(),
+        }
+    }
+
+    #[test]
+    fn the_rest_keeps_what_no_column_holds_as_sent() {
+        // Spaced as distribution sends it; `host` escaped as Go escapes `&`.
+        let raw = r#"{
+            "id": "e1", "action": "push", "timestamp": "2026-11-22T10:17:32.623838084Z",
+            "target": {"digest": "sha256:aa", "size": 668, "length": 668,
+                       "repository": "other", "tag": null, "big": 123456789012345678901234567890},
+            "request": {"host": "a\u0026b"}, "actor": {}, "extra": [1, 2.50]
+        }"#;
+        let mut rest: serde_json::Value = serde_json::from_str(&row(raw).rest()).unwrap();
+        // Too big for serde_json's numbers: checked in the text below.
+        rest["target"].as_object_mut().unwrap().remove("big");
+        assert_eq!(
+            rest,
+            json!({
+                "timestamp": "2026-11-22T10:17:32.623838084Z",
+                "target": {"length": 668, "repository": "other", "tag": null},
+                "request": {"host": "a&b"}, "actor": {}, "extra": [1, 2.50]
+            })
+        );
+        let text = row(raw).rest();
+        assert!(
+            text.contains("123456789012345678901234567890"),
+            "kept byte for byte: {text}"
+        );
+        assert!(text.contains("2.50"), "kept byte for byte: {text}");
+        assert!(text.contains(r#""a\u0026b""#), "kept as spelled: {text}");
+    }
+
+    #[test]
+    fn an_event_that_is_not_an_object_is_stored_whole() {
+        assert_eq!(row("[1]").rest(), "[1]");
+    }
 }

@@ -200,7 +200,7 @@ async fn record(
     ago: Age,
 ) {
     sqlx::query(
-        "INSERT INTO regstat.events (id, occurred_at, action, media_type, tag, received_at, raw)
+        "INSERT INTO regstat.events (id, occurred_at, action, media_type, tag, received_at, raw_rest)
          VALUES ($1, $2, $3, $4, $5, $2, '{}')",
     )
     .bind(id)

@@ -109,7 +109,8 @@ async fn ledger_rows_carry_the_event_fields() {
     }
     let row: Row = sqlx::query_as(
         "SELECT id, action, media_type, digest, repository, actor, request_useragent,
-                correlation_id, received_at, occurred_at, raw FROM regstat.events",
+                correlation_id, received_at, occurred_at, regstat.event_json(e) AS raw
+         FROM regstat.events e",
     )
     .fetch_one(&db.pool)
     .await
@@ -141,6 +142,71 @@ async fn ledger_rows_carry_the_event_fields() {
         timestamp.timestamp_micros()
     );
     assert_eq!(&row.raw, event);
+}
+
+#[tokio::test]
+async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() {
+    let db = TestDb::new().await;
+    let mut events: Vec<serde_json::Value> = fixture_events()
+        .iter()
+        .map(|m| serde_json::from_slice(&m.body).unwrap())
+        .collect();
+    // What no fixture shows but a registry may send: nulls, distribution 3.x's empty values,
+    // fields regstat does not know, no actor or source at all, escapes and non-ASCII text.
+    let mut unusual = events[0].clone();
+    unusual["id"] = "unusual-1".into();
+    unusual["target"]["tag"] = serde_json::Value::Null;
+    unusual["target"]["fromRepository"] = "".into();
+    unusual["target"]["annotations"] = serde_json::json!({"a": [1, 2.50, null]});
+    unusual["request"]["useragent"] = "containerd/2.0 \"quoted\" été \\ \n".into();
+    unusual["actor"] = serde_json::json!({"name": null});
+    unusual.as_object_mut().unwrap().remove("source");
+    events.push(unusual);
+    let messages: Vec<Incoming> = events.iter().map(|e| incoming(&e.to_string())).collect();
+    let (outcomes, _) = handle_batch(&context(&db), &messages).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
+
+    let stored: Vec<(String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, regstat.event_json(e), raw_rest FROM regstat.events e ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), distinct_ids(&messages));
+    for (id, json, rest) in &stored {
+        let sent = events.iter().find(|e| e["id"] == *id.as_str()).unwrap();
+        assert_eq!(json, sent, "event {id} as stored");
+        assert!(
+            rest.get("id").is_none(),
+            "{id}: the id is a column, not in the rest"
+        );
+        assert!(rest["target"].get("digest").is_none() || sent["target"]["digest"].is_null());
+    }
+    let unusual: &serde_json::Value = &stored.iter().find(|(id, ..)| id == "unusual-1").unwrap().2;
+    assert_eq!(
+        unusual["target"]["tag"],
+        serde_json::Value::Null,
+        "a null stays a null"
+    );
+    assert_eq!(
+        unusual["target"]["fromRepository"], "",
+        "an empty value is not a column's"
+    );
+
+    // A row written before the ledger kept only the rest (its raw_rest is the whole event)
+    // gives back the same event.
+    sqlx::query("UPDATE regstat.events SET raw_rest = $1 WHERE id = 'unusual-1'")
+        .bind(&events[events.len() - 1])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let whole: serde_json::Value = sqlx::query_scalar(
+        "SELECT regstat.event_json(e) FROM regstat.events e WHERE id = 'unusual-1'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(&whole, &events[events.len() - 1]);
 }
 
 #[tokio::test]

@@ -72,8 +72,8 @@ pub(super) async fn ledger(db: &TestDb) -> Vec<LedgerRow> {
     sqlx::query_as(
         "SELECT id, action, media_type, digest, repository, tag, from_repository, actor, \
          request_host, request_method, request_useragent, \
-         (raw #> '{target,references}') IS NOT NULL AS has_references \
-         FROM regstat.events ORDER BY occurred_at, id",
+         (regstat.event_json(e) #> '{target,references}') IS NOT NULL AS has_references \
+         FROM regstat.events e ORDER BY occurred_at, id",
     )
     .fetch_all(&db.pool)
     .await
