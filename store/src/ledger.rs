@@ -1,8 +1,8 @@
 //! The event ledger: `regstat.events`, one row per distinct event id, and `regstat.event_ids`,
 //! where an id's uniqueness is decided.
 //!
-//! The ledger is range-partitioned by `received_at` (so its primary key is `(id, received_at)`
-//! and cannot make `id` unique); [`insert`] admits each id through `regstat.event_ids` first
+//! The ledger is range-partitioned by `received_at` (so no key of it could make `id` unique,
+//! and it has none); [`insert`] admits each id through `regstat.event_ids` first
 //! and writes ledger rows for the admitted ids only, in one statement. Partitions and
 //! retention are [`crate::retention`]'s.
 
