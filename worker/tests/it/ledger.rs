@@ -152,7 +152,8 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
         .map(|m| serde_json::from_slice(&m.body).unwrap())
         .collect();
     // What no fixture shows but a registry may send: nulls, distribution 3.x's empty values,
-    // fields regstat does not know, no actor or source at all, escapes and non-ASCII text.
+    // fields regstat does not know, an actor named null, no source at all, escapes and
+    // non-ASCII text.
     let mut unusual = events[0].clone();
     unusual["id"] = "unusual-1".into();
     unusual["target"]["tag"] = serde_json::Value::Null;
@@ -193,8 +194,8 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
         "an empty value is not a column's"
     );
 
-    // A row written before the ledger kept only the rest (its raw_rest is the whole event)
-    // gives back the same event.
+    // A row written before migration 17 holds the whole event in raw_rest: it gives back the
+    // same event.
     sqlx::query("UPDATE regstat.events SET raw_rest = $1 WHERE id = 'unusual-1'")
         .bind(&events[events.len() - 1])
         .execute(&db.pool)
