@@ -68,22 +68,29 @@ pub struct LedgerRow {
 }
 
 impl LedgerRow {
-    /// What `raw_rest` stores: the event minus every value one of the row's columns holds,
-    /// where the event spells it exactly as the column's JSON (a value that is absent, `null`,
-    /// spelled otherwise or of another type stays). `regstat.event_json(row)` (migration 17)
-    /// puts each column back where the rest has nothing, so it gives back exactly the event;
-    /// it pairs columns and paths as `LedgerRow::fields` below does, and the ledger tests check
-    /// the round trip. Only the event's own keys and those of its `target`, `actor`, `request`
-    /// and `source` objects are parsed; every other value is kept as sent, byte for byte.
-    /// An event that does not parse as such (it always does: the worker parsed it already) is
-    /// stored whole, which `event_json` gives back unchanged too.
-    pub fn rest(&self) -> String {
-        self.strip().unwrap_or_else(|_| self.raw.clone())
+    /// What the row stores of its event beyond its columns: `raw_rest`, the event minus every
+    /// value one of the row's columns holds, where the event spells it exactly as the column's
+    /// JSON (a value that is absent, `null`, spelled otherwise or of another type stays), and
+    /// `target_url_prefix` when `target.url` ends with `/` and the digest (as a registry's
+    /// URLs do): the URL is then taken out of the rest and only what precedes the digest is
+    /// stored. `regstat.event_json(row)` (migrations 17 and 21) puts each column back where
+    /// the rest has nothing, so it gives back exactly the event; it pairs columns and paths as
+    /// `LedgerRow::fields` below does, and the ledger tests check the round trip. Only the
+    /// event's own keys and those of its `target`, `actor`, `request` and `source` objects are
+    /// parsed; every other value is kept as sent, byte for byte. An event that does not parse
+    /// as such (it always does: the worker parsed it already) is stored whole, which
+    /// `event_json` gives back unchanged too.
+    pub fn rest(&self) -> Rest {
+        self.strip().unwrap_or_else(|_| Rest {
+            json: self.raw.clone(),
+            target_url_prefix: None,
+        })
     }
 
-    fn strip(&self) -> Result<String, serde_json::Error> {
+    fn strip(&self) -> Result<Rest, serde_json::Error> {
         let fields = self.fields();
         let mut event: JsonObject = serde_json::from_str(&self.raw)?;
+        let mut target_url_prefix = None;
         take(&mut event, &fields, None);
         for parent in ["target", "actor", "request", "source"] {
             let Some(value) = event.get_mut(parent) else {
@@ -93,11 +100,19 @@ impl LedgerRow {
             let Ok(mut object) = serde_json::from_str::<JsonObject>(value.get()) else {
                 continue;
             };
-            if take(&mut object, &fields, Some(parent)) {
+            let mut taken = take(&mut object, &fields, Some(parent));
+            if parent == "target" {
+                target_url_prefix = take_url(&mut object, self.digest.as_deref());
+                taken |= target_url_prefix.is_some();
+            }
+            if taken {
                 *value = serde_json::value::to_raw_value(&object)?;
             }
         }
-        serde_json::to_string(&event)
+        Ok(Rest {
+            json: serde_json::to_string(&event)?,
+            target_url_prefix,
+        })
     }
 
     /// Where in the event each column comes from (the object, `None` for the event itself,
@@ -149,8 +164,31 @@ impl LedgerRow {
     }
 }
 
+/// What a ledger row stores of its event beyond its columns ([`LedgerRow::rest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rest {
+    /// `raw_rest`: the event minus the values the row's columns hold.
+    pub json: String,
+    /// `target_url_prefix`: `target.url` without its final `/` and digest, when it ends so
+    /// and is spelled as its JSON string (it is then not in `json`).
+    pub target_url_prefix: Option<String>,
+}
+
 /// A JSON object whose values are kept as sent.
 type JsonObject = BTreeMap<String, Box<RawValue>>;
+
+/// Takes `url` out of `target` when it is a string spelled as its JSON and ending with `/` and
+/// `digest`, and returns what precedes that ending.
+fn take_url(target: &mut JsonObject, digest: Option<&str>) -> Option<String> {
+    let spelled = target.get("url")?.get();
+    let url: String = serde_json::from_str(spelled).ok()?;
+    if Value::from(url.as_str()).to_string() != spelled {
+        return None;
+    }
+    let prefix = url.strip_suffix(digest?)?.strip_suffix('/')?.to_owned();
+    target.remove("url");
+    Some(prefix)
+}
 
 /// Removes from `object` (the event, or its member `parent`) each field of `fields` in it whose
 /// value is spelled exactly as the column's; says whether it removed any.
@@ -260,6 +298,7 @@ pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[LedgerRow],
 ) -> Result<Vec<String>, sqlx::Error> {
+    let rests: Vec<Rest> = rows.iter().map(LedgerRow::rest).collect();
     // Column arrays for UNNEST: one round trip whatever the batch size.
     sqlx::query_scalar(
         "WITH batch AS (
@@ -268,12 +307,13 @@ pub async fn insert(
              FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                          $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                         $16::text[], $17::text[], $18::timestamptz[], $19::text[], $20::text[])
+                         $16::text[], $17::text[], $18::timestamptz[], $19::text[], $20::text[],
+                         $21::text[])
                   WITH ORDINALITY
                   AS t(id, occurred_at, action, media_type, digest, size, repository, tag,
                        from_repository, actor, request_id, request_addr, request_host,
                        request_method, request_useragent, source_addr, source_instance_id,
-                       received_at, correlation_id, raw, position)
+                       received_at, correlation_id, raw, target_url_prefix, position)
              ORDER BY id, position
          ), admitted AS (
              INSERT INTO regstat.event_ids (id, received_at)
@@ -285,11 +325,11 @@ pub async fn insert(
                  id, occurred_at, action, media_type, digest, size, repository, tag,
                  from_repository, actor, request_id, request_addr, request_host,
                  request_method, request_useragent, source_addr, source_instance_id,
-                 received_at, correlation_id, raw_rest)
+                 received_at, correlation_id, raw_rest, target_url_prefix)
              SELECT id, occurred_at, action, media_type, digest, size, repository, tag,
                     from_repository, actor, request_id, request_addr, request_host,
                     request_method, request_useragent, source_addr, source_instance_id,
-                    received_at, correlation_id, raw::jsonb
+                    received_at, correlation_id, raw::jsonb, target_url_prefix
              FROM batch JOIN admitted USING (id)
              RETURNING id
          )
@@ -314,7 +354,13 @@ pub async fn insert(
     .bind(texts(rows, |r| r.source_instance_id.as_deref()))
     .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
     .bind(texts(rows, |r| r.correlation_id.as_deref()))
-    .bind(rows.iter().map(LedgerRow::rest).collect::<Vec<_>>())
+    .bind(rests.iter().map(|r| r.json.as_str()).collect::<Vec<_>>())
+    .bind(
+        rests
+            .iter()
+            .map(|r| r.target_url_prefix.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut **tx)
     .await
 }
@@ -394,7 +440,7 @@ mod tests {
                        "repository": "other", "tag": null, "big": 123456789012345678901234567890},
             "request": {"host": "a\u0026b"}, "actor": {}, "extra": [1, 2.50]
         }"#;
-        let mut rest: serde_json::Value = serde_json::from_str(&row(raw).rest()).unwrap();
+        let mut rest: serde_json::Value = serde_json::from_str(&row(raw).rest().json).unwrap();
         // Too big for serde_json's numbers: checked in the text below.
         rest["target"].as_object_mut().unwrap().remove("big");
         assert_eq!(
@@ -405,7 +451,7 @@ mod tests {
                 "request": {"host": "a&b"}, "actor": {}, "extra": [1, 2.50]
             })
         );
-        let text = row(raw).rest();
+        let text = row(raw).rest().json;
         assert!(
             text.contains("123456789012345678901234567890"),
             "kept byte for byte: {text}"
@@ -415,7 +461,33 @@ mod tests {
     }
 
     #[test]
+    fn a_url_ending_with_the_digest_is_stored_without_it() {
+        let rest = row(r#"{"target": {"digest": "sha256:aa", "url": "http://r:5000/v2/lab/app/blobs/sha256:aa"}}"#).rest();
+        assert_eq!(rest.json, r#"{"target":{}}"#);
+        assert_eq!(
+            rest.target_url_prefix.as_deref(),
+            Some("http://r:5000/v2/lab/app/blobs")
+        );
+        // Kept whole: another digest, no slash before it, a JSON escape Go never writes.
+        for url in [
+            r#""http://r:5000/v2/lab/app/blobs/sha256:bb""#,
+            r#""http://r:5000/v2/lab/app/blobssha256:aa""#,
+            r#""http:\/\/r:5000\/v2\/lab\/app\/blobs\/sha256:aa""#,
+            r#"{"href": "http://r:5000/v2/lab/app/blobs/sha256:aa"}"#,
+        ] {
+            let rest = row(&format!(
+                r#"{{"target": {{"digest": "sha256:aa", "url": {url}}}}}"#
+            ))
+            .rest();
+            assert_eq!(rest.json, format!(r#"{{"target":{{"url":{url}}}}}"#));
+            assert_eq!(rest.target_url_prefix, None, "{url}");
+        }
+    }
+
+    #[test]
     fn an_event_that_is_not_an_object_is_stored_whole() {
-        assert_eq!(row("[1]").rest(), "[1]");
+        let rest = row("[1]").rest();
+        assert_eq!(rest.json, "[1]");
+        assert_eq!(rest.target_url_prefix, None);
     }
 }

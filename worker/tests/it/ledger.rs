@@ -153,7 +153,7 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
         .collect();
     // What no fixture shows but a registry may send: nulls, distribution 3.x's empty values,
     // fields regstat does not know, an actor named null, no source at all, escapes and
-    // non-ASCII text.
+    // non-ASCII text, a URL that does not end with the digest.
     let mut unusual = events[0].clone();
     unusual["id"] = "unusual-1".into();
     unusual["target"]["tag"] = serde_json::Value::Null;
@@ -162,19 +162,23 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
     unusual["request"]["useragent"] = "containerd/2.0 \"quoted\" été \\ \n".into();
     unusual["actor"] = serde_json::json!({"name": null});
     unusual.as_object_mut().unwrap().remove("source");
+    unusual["target"]["url"] = "http://r:5000/v2/lab/app/manifests/v1".into();
     events.push(unusual);
     let messages: Vec<Incoming> = events.iter().map(|e| incoming(&e.to_string())).collect();
     let (outcomes, _) = handle_batch(&context(&db), &messages).await.unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
 
-    let stored: Vec<(String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, regstat.event_json(e), raw_rest FROM regstat.events e ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let stored: Vec<(String, serde_json::Value, serde_json::Value, Option<String>)> =
+        sqlx::query_as(
+            "SELECT id, regstat.event_json(e), raw_rest, target_url_prefix
+             FROM regstat.events e ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), distinct_ids(&messages));
-    for (id, json, rest) in &stored {
+    let mut compacted = 0;
+    for (id, json, rest, url_prefix) in &stored {
         let sent = events.iter().find(|e| e["id"] == *id.as_str()).unwrap();
         assert_eq!(json, sent, "event {id} as stored");
         assert!(
@@ -182,8 +186,25 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
             "{id}: the id is a column, not in the rest"
         );
         assert!(rest["target"].get("digest").is_none() || sent["target"]["digest"].is_null());
+        // A URL ending with the digest (as a registry sends it) is stored without it.
+        let expected = sent["target"]["url"]
+            .as_str()
+            .zip(sent["target"]["digest"].as_str())
+            .and_then(|(url, digest)| url.strip_suffix(digest)?.strip_suffix('/'));
+        assert_eq!(url_prefix.as_deref(), expected, "{id}");
+        if expected.is_some() {
+            compacted += 1;
+            assert!(rest["target"].get("url").is_none(), "{id}: {rest}");
+        }
     }
-    let unusual: &serde_json::Value = &stored.iter().find(|(id, ..)| id == "unusual-1").unwrap().2;
+    assert!(compacted > 0);
+    let (.., unusual, unusual_url_prefix) =
+        stored.iter().find(|(id, ..)| id == "unusual-1").unwrap();
+    assert_eq!(
+        unusual["target"]["url"], "http://r:5000/v2/lab/app/manifests/v1",
+        "a URL not ending with the digest stays in the rest"
+    );
+    assert_eq!(*unusual_url_prefix, None);
     assert_eq!(
         unusual["target"]["tag"],
         serde_json::Value::Null,

@@ -215,9 +215,19 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
     regstat_store::db::migrate(&db.pool).await.unwrap();
 
     // Migration 17 renamed `raw` to `raw_rest` (rows written before it keep the whole event
-    // there): the same rows under the old name.
-    let renamed = "SELECT to_jsonb(e) - 'raw_rest' || jsonb_build_object('raw', e.raw_rest)
+    // there): the same rows under the old name. Migration 21 added target_url_prefix, NULL
+    // for rows written before it (checked apart).
+    let renamed = "SELECT to_jsonb(e) - 'raw_rest' - 'target_url_prefix'
+                          || jsonb_build_object('raw', e.raw_rest)
                    FROM regstat.events e ORDER BY id";
+    let prefixes: i64 = sqlx::query_scalar("SELECT count(target_url_prefix) FROM regstat.events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        prefixes, 0,
+        "rows from before migration 21 keep their URL in raw_rest"
+    );
     let after: Vec<serde_json::Value> = sqlx::query_scalar(renamed)
         .fetch_all(&db.pool)
         .await
