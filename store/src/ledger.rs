@@ -182,7 +182,8 @@ type JsonObject = BTreeMap<String, Box<RawValue>>;
 fn take_url(target: &mut JsonObject, digest: Option<&str>) -> Option<String> {
     let spelled = target.get("url")?.get();
     let url: String = serde_json::from_str(spelled).ok()?;
-    if Value::from(url.as_str()).to_string() != spelled {
+    // Compared as text: a URL with an escape serde_json would not write stays whole.
+    if serde_json::to_string(&url).ok()? != spelled {
         return None;
     }
     let prefix = url.strip_suffix(digest?)?.strip_suffix('/')?.to_owned();
