@@ -73,8 +73,10 @@ impl LedgerRow {
     /// JSON (a value that is absent, `null`, spelled otherwise or of another type stays), and
     /// `target_url_prefix` when `target.url` ends with `/` and the digest (as a registry's
     /// URLs do): the URL is then taken out of the rest and only what precedes the digest is
-    /// stored. `regstat.event_json(row)` (migrations 17 and 21) puts each column back where
-    /// the rest has nothing, so it gives back exactly the event; it pairs columns and paths as
+    /// stored. An object of the event left empty by taking its fields out is left out too (one
+    /// that was empty as sent stays). `regstat.event_json(row)` (migrations 17, 21 and 22) puts
+    /// each column back where the rest has nothing, creating its object if the rest has none,
+    /// so it gives back exactly the event; it pairs columns and paths as
     /// `LedgerRow::fields` below does, and the ledger tests check the round trip. Only the
     /// event's own keys and those of its `target`, `actor`, `request` and `source` objects are
     /// parsed; every other value is kept as sent, byte for byte. An event that does not parse
@@ -91,6 +93,7 @@ impl LedgerRow {
         let fields = self.fields();
         let mut event: JsonObject = serde_json::from_str(&self.raw)?;
         let mut target_url_prefix = None;
+        let mut emptied = Vec::new();
         take(&mut event, &fields, None);
         for parent in ["target", "actor", "request", "source"] {
             let Some(value) = event.get_mut(parent) else {
@@ -105,9 +108,15 @@ impl LedgerRow {
                 target_url_prefix = take_url(&mut object, self.digest.as_deref());
                 taken |= target_url_prefix.is_some();
             }
-            if taken {
+            if taken && object.is_empty() {
+                // Every field of it is a column's: `event_json` creates it as it puts them back.
+                emptied.push(parent);
+            } else if taken {
                 *value = serde_json::value::to_raw_value(&object)?;
             }
+        }
+        for parent in emptied {
+            event.remove(parent);
         }
         Ok(Rest {
             json: serde_json::to_string(&event)?,
@@ -464,7 +473,7 @@ mod tests {
     #[test]
     fn a_url_ending_with_the_digest_is_stored_without_it() {
         let rest = row(r#"{"target": {"digest": "sha256:aa", "url": "http://r:5000/v2/lab/app/blobs/sha256:aa"}}"#).rest();
-        assert_eq!(rest.json, r#"{"target":{}}"#);
+        assert_eq!(rest.json, "{}", "target's fields are all columns'");
         assert_eq!(
             rest.target_url_prefix.as_deref(),
             Some("http://r:5000/v2/lab/app/blobs")
@@ -483,6 +492,13 @@ mod tests {
             assert_eq!(rest.json, format!(r#"{{"target":{{"url":{url}}}}}"#));
             assert_eq!(rest.target_url_prefix, None, "{url}");
         }
+    }
+
+    #[test]
+    fn an_object_emptied_by_the_columns_is_left_out_and_an_empty_one_kept() {
+        let raw = r#"{"target": {"digest": "sha256:aa", "size": 668},
+                      "request": {"host": "a&b"}, "actor": {}, "source": {}}"#;
+        assert_eq!(row(raw).rest().json, r#"{"actor":{},"source":{}}"#);
     }
 
     #[test]
