@@ -5,8 +5,15 @@
 -- with '/' and the row's digest, target_url_prefix holds what precedes them and raw_rest holds
 -- no URL (regstat_store's LedgerRow::rest); event_json() puts the URL back.
 --
--- Adding a nullable column rewrites nothing; rows written before keep their URL in raw_rest
--- and a NULL target_url_prefix.
+-- It also leaves out of raw_rest an object of the event that taking the columns' values out
+-- left empty. A registry's `request` holds only fields that are columns (id, addr, host,
+-- method, useragent), and so does its `source` (addr, instanceID): both were stored as `{}`,
+-- kept only to say that the event had them, which a column holding a value under them says
+-- already. event_json() creates such an object as it puts its first value back. An object
+-- that was empty as sent (`"actor": {}` from a registry without auth) stays.
+--
+-- Adding a nullable column rewrites nothing; rows written before keep their URL and objects
+-- in raw_rest, and a NULL target_url_prefix.
 
 ALTER TABLE regstat.events ADD COLUMN target_url_prefix text;
 
@@ -14,7 +21,7 @@ COMMENT ON COLUMN regstat.events.target_url_prefix IS
     'target.url without its final ''/'' and digest, when it ends so (raw_rest then holds no '
     'URL); NULL otherwise.';
 
--- As in migration 17, plus the URL.
+-- As in migration 17, plus the URL, creating an object the rest leaves out.
 CREATE OR REPLACE FUNCTION regstat.event_json(e regstat.events)
 RETURNS jsonb LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
@@ -44,6 +51,10 @@ BEGIN
             ('{source,instanceID}',     to_jsonb(e.source_instance_id))) AS f(path, value)
     LOOP
         IF field.value IS NOT NULL AND event #> field.path IS NULL THEN
+            -- An object all of whose fields are columns is not in the rest: created here.
+            IF cardinality(field.path) = 2 AND NOT event ? field.path[1] THEN
+                event := event || jsonb_build_object(field.path[1], '{}'::jsonb);
+            END IF;
             event := jsonb_set(event, field.path, field.value);
         END IF;
     END LOOP;

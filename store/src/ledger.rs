@@ -74,7 +74,7 @@ impl LedgerRow {
     /// `target_url_prefix` when `target.url` ends with `/` and the digest (as a registry's
     /// URLs do): the URL is then taken out of the rest and only what precedes the digest is
     /// stored. An object of the event left empty by taking its fields out is left out too (one
-    /// that was empty as sent stays). `regstat.event_json(row)` (migrations 17, 21 and 22) puts
+    /// that was empty as sent stays). `regstat.event_json(row)` (migrations 17 and 21) puts
     /// each column back where the rest has nothing, creating its object if the rest has none,
     /// so it gives back exactly the event; it pairs columns and paths as
     /// `LedgerRow::fields` below does, and the ledger tests check the round trip. Only the
