@@ -62,8 +62,8 @@ pub struct LedgerRow {
     pub received_at: DateTime<Utc>,
     /// The receiver's request id.
     pub correlation_id: Option<String>,
-    /// The event JSON as received (stored as the columns plus `raw_rest`, what they do not
-    /// hold; `regstat.event_json(row)` gives it back).
+    /// The event JSON as received (stored as the columns plus what they do not hold,
+    /// [`LedgerRow::rest`]; `regstat.event_json(row)` gives it back).
     pub raw: String,
 }
 
