@@ -6,6 +6,7 @@
 //! and writes ledger rows for the admitted ids only, in one statement. Partitions and
 //! retention are [`crate::retention`]'s.
 
+use crate::keys::{event_key, uuid_column};
 use crate::model::locks;
 use crate::model::pulls::{self, Request};
 use crate::model::{Changes, ClientKind, Content, ModelEvent};
@@ -14,7 +15,8 @@ use regstat_shared::event::Event;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use uuid::Uuid;
 
 /// SQLSTATE of the database's refusal to admit an unknown event id received before the dedupe
 /// horizon (its id may have been recorded and forgotten since): see [`insert`]. Not transient:
@@ -24,7 +26,8 @@ pub const BEYOND_DEDUPE_HORIZON: &str = "RS001";
 /// One ledger row, decoded from a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerRow {
-    /// Event id: unique in the ledger (decided by `regstat.event_ids`, see [`insert`]).
+    /// Event id as sent: unique in the ledger (decided by `regstat.event_ids`, see [`insert`]),
+    /// stored under its key ([`event_key`]).
     pub id: String,
     /// Event timestamp, or `received_at` when absent.
     pub occurred_at: DateTime<Utc>,
@@ -44,7 +47,7 @@ pub struct LedgerRow {
     pub from_repository: Option<String>,
     /// `actor.name`.
     pub actor: Option<String>,
-    /// `request.id`.
+    /// `request.id` (a `uuid` column: see [`uuid_column`]).
     pub request_id: Option<String>,
     /// `request.addr`.
     pub request_addr: Option<String>,
@@ -56,7 +59,7 @@ pub struct LedgerRow {
     pub request_useragent: Option<String>,
     /// `source.addr`.
     pub source_addr: Option<String>,
-    /// `source.instanceID`.
+    /// `source.instanceID` (a `uuid` column: see [`uuid_column`]).
     pub source_instance_id: Option<String>,
     /// When the receiver accepted the event.
     pub received_at: DateTime<Utc>,
@@ -128,8 +131,9 @@ impl LedgerRow {
     /// and the key) with the column's value as JSON text, `None` for a NULL column.
     fn fields(&self) -> [(Option<&'static str>, &'static str, Option<String>); 16] {
         let text = |value: Option<&str>| value.map(|v| Value::from(v).to_string());
+        let uuid = |value: Option<Uuid>| value.map(|v| Value::from(v.to_string()).to_string());
         [
-            (None, "id", text(Some(&self.id))),
+            (None, "id", uuid(Some(event_key(&self.id)))),
             (None, "action", text(Some(&self.action))),
             (
                 Some("target"),
@@ -150,7 +154,11 @@ impl LedgerRow {
                 text(self.from_repository.as_deref()),
             ),
             (Some("actor"), "name", text(self.actor.as_deref())),
-            (Some("request"), "id", text(self.request_id.as_deref())),
+            (
+                Some("request"),
+                "id",
+                uuid(self.request_id.as_deref().and_then(uuid_column)),
+            ),
             (Some("request"), "addr", text(self.request_addr.as_deref())),
             (Some("request"), "host", text(self.request_host.as_deref())),
             (
@@ -167,7 +175,7 @@ impl LedgerRow {
             (
                 Some("source"),
                 "instanceID",
-                text(self.source_instance_id.as_deref()),
+                uuid(self.source_instance_id.as_deref().and_then(uuid_column)),
             ),
         ]
     }
@@ -265,14 +273,16 @@ pub async fn record(
         }
     }
     locks::take(&mut tx, locks).await?;
-    let inserted: HashSet<String> = insert(&mut tx, &rows).await?.into_iter().collect();
+    let inserted: HashSet<Uuid> = insert(&mut tx, &rows).await?.into_iter().collect();
     let mut changes = Changes::default();
     let mut applied = HashSet::new();
+    let mut recorded_ids = Vec::new();
     for entry in entries {
-        let id = entry.row.id.as_str();
-        if inserted.contains(id) && applied.insert(id) {
+        let key = event_key(&entry.row.id);
+        if inserted.contains(&key) && applied.insert(key) {
+            recorded_ids.push(entry.row.id.as_str());
             changes.record(&ModelEvent {
-                id,
+                id: &entry.row.id,
                 event: entry.event,
                 registry: entry.registry,
                 at: entry.row.occurred_at,
@@ -284,40 +294,45 @@ pub async fn record(
     let mut settled = HashSet::new();
     let new: Vec<Request> = requests
         .into_iter()
-        .filter(|r| inserted.contains(&r.event_id) && settled.insert(r.event_id.clone()))
+        .filter(|r| inserted.contains(&r.event_id) && settled.insert(r.event_id))
         .collect();
     pulls::settle(&mut tx, &new, window, &mut changes).await?;
     crate::model::apply(&mut tx, &changes).await?;
     tx.commit().await?;
-    for id in &inserted {
+    for id in recorded_ids {
         tracing::debug!(event.id = %id, "event recorded");
     }
     Ok(inserted.len())
 }
 
-/// Inserts rows whose id is not recorded yet, in one statement, and returns the ids that were
-/// new. Ids already recorded (redeliveries, registry retries) are left untouched; an id twice
-/// in `rows` is new once, with its first row.
+/// Inserts rows whose id is not recorded yet, in one statement, and returns the keys
+/// ([`event_key`]) of the ids that were new. Ids already recorded (redeliveries, registry
+/// retries) are left untouched; an id twice in `rows` is new once, with its first row.
 ///
-/// The id is admitted by `regstat.event_ids` (`ON CONFLICT (id) DO NOTHING`), and only admitted
-/// ids get a ledger row, so the returned ids are exactly those whose effects must be applied in
-/// the same transaction. An event received before the dedupe horizon (its id may have been
-/// pruned) whose id is not known makes the statement fail with [`BEYOND_DEDUPE_HORIZON`]: see
-/// docs/MODEL.md, "Ledger retention".
+/// The key is admitted by `regstat.event_ids` (`ON CONFLICT (id) DO NOTHING`), and only
+/// admitted keys get a ledger row, so the returned keys are exactly those whose effects must
+/// be applied in the same transaction. An event received before the dedupe horizon (its id may
+/// have been pruned) whose id is not known makes the statement fail with
+/// [`BEYOND_DEDUPE_HORIZON`]: see docs/MODEL.md, "Ledger retention".
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[LedgerRow],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let rests: Vec<Rest> = rows.iter().map(LedgerRow::rest).collect();
+    let uuids = |field: fn(&LedgerRow) -> Option<&str>| {
+        rows.iter()
+            .map(|r| field(r).and_then(uuid_column))
+            .collect::<Vec<_>>()
+    };
     // Column arrays for UNNEST: one round trip whatever the batch size.
     sqlx::query_scalar(
         "WITH batch AS (
              -- The first row of each id, in the caller's order.
              SELECT DISTINCT ON (id) *
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                          $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
-                         $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                         $16::text[], $17::text[], $18::timestamptz[], $19::text[], $20::text[],
+                         $11::uuid[], $12::text[], $13::text[], $14::text[], $15::text[],
+                         $16::text[], $17::uuid[], $18::timestamptz[], $19::text[], $20::text[],
                          $21::text[])
                   WITH ORDINALITY
                   AS t(id, occurred_at, action, media_type, digest, size, repository, tag,
@@ -345,7 +360,7 @@ pub async fn insert(
          )
          SELECT id FROM stored",
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| event_key(&r.id)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
     .bind(texts(rows, |r| r.media_type.as_deref()))
@@ -355,13 +370,13 @@ pub async fn insert(
     .bind(texts(rows, |r| r.tag.as_deref()))
     .bind(texts(rows, |r| r.from_repository.as_deref()))
     .bind(texts(rows, |r| r.actor.as_deref()))
-    .bind(texts(rows, |r| r.request_id.as_deref()))
+    .bind(uuids(|r| r.request_id.as_deref()))
     .bind(texts(rows, |r| r.request_addr.as_deref()))
     .bind(texts(rows, |r| r.request_host.as_deref()))
     .bind(texts(rows, |r| r.request_method.as_deref()))
     .bind(texts(rows, |r| r.request_useragent.as_deref()))
     .bind(texts(rows, |r| r.source_addr.as_deref()))
-    .bind(texts(rows, |r| r.source_instance_id.as_deref()))
+    .bind(uuids(|r| r.source_instance_id.as_deref()))
     .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
     .bind(texts(rows, |r| r.correlation_id.as_deref()))
     .bind(rests.iter().map(|r| r.json.as_str()).collect::<Vec<_>>())
@@ -386,10 +401,17 @@ fn texts<'a>(
 /// Which of `ids` are already recorded (in `regstat.event_ids`, which remembers an id at least
 /// as long as its ledger row).
 pub async fn recorded(pool: &sqlx::PgPool, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM regstat.event_ids WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(pool)
-        .await
+    let by_key: HashMap<Uuid, &str> = ids.iter().map(|id| (event_key(id), *id)).collect();
+    let keys: Vec<Uuid> = by_key.keys().copied().collect();
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM regstat.event_ids WHERE id = ANY($1)")
+            .bind(keys)
+            .fetch_all(pool)
+            .await?;
+    Ok(found
+        .iter()
+        .filter_map(|key| by_key.get(key).map(|id| (*id).to_owned()))
+        .collect())
 }
 
 /// The number of ledger rows as the planner estimates it: the sum over the table's leaf
@@ -415,10 +437,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The id of the rows below: a UUID, as a registry sends, so a `uuid` column holds it.
+    const ID: &str = "0f6b8a1e-3c2d-4e5f-9a8b-7c6d5e4f3a2b";
+
     fn row(raw: &str) -> LedgerRow {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         LedgerRow {
-            id: "e1".into(),
+            id: ID.into(),
             occurred_at: at,
             action: "push".into(),
             media_type: None,
@@ -445,7 +470,7 @@ mod tests {
     fn the_rest_keeps_what_no_column_holds_as_sent() {
         // Spaced as distribution sends it; `host` escaped as Go escapes `&`.
         let raw = r#"{
-            "id": "e1", "action": "push", "timestamp": "2026-11-22T10:17:32.623838084Z",
+            "id": "0f6b8a1e-3c2d-4e5f-9a8b-7c6d5e4f3a2b", "action": "push", "timestamp": "2026-11-22T10:17:32.623838084Z",
             "target": {"digest": "sha256:aa", "size": 668, "length": 668,
                        "repository": "other", "tag": null, "big": 123456789012345678901234567890},
             "request": {"host": "a\u0026b"}, "actor": {}, "extra": [1, 2.50]
@@ -499,6 +524,21 @@ mod tests {
         let raw = r#"{"target": {"digest": "sha256:aa", "size": 668},
                       "request": {"host": "a&b"}, "actor": {}, "source": {}}"#;
         assert_eq!(row(raw).rest().json, r#"{"actor":{},"source":{}}"#);
+    }
+
+    #[test]
+    fn a_uuid_is_taken_out_only_when_spelled_as_its_column_gives_it_back() {
+        let upper = ID.to_uppercase();
+        let mut row = row(&format!(
+            r#"{{"id": "{upper}", "request": {{"id": "{ID}"}}, "source": {{"instanceID": "{upper}"}}}}"#
+        ));
+        row.id = upper.clone();
+        row.request_id = Some(ID.into());
+        row.source_instance_id = Some(upper.clone());
+        assert_eq!(
+            row.rest().json,
+            format!(r#"{{"id":"{upper}","source":{{"instanceID": "{upper}"}}}}"#)
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`browse`]: what the console shows besides the reports (totals, repositories, a digest,
 //!   search, activity).
 //! - [`databases`]: whole databases made and dropped by the test suites and the benchmark.
+//! - [`keys`]: event ids and an event's other UUIDs as `uuid` columns, and the key of an id
+//!   that is not one.
 //! - [`ledger`]: `regstat.events`, one row per distinct event id, and recording a batch of
 //!   events with their effects in one transaction.
 //! - [`model`]: what each event, and each observation of `regstat sync`, changes in the derived
@@ -27,6 +29,7 @@ pub mod caches;
 pub mod cleanup;
 pub mod databases;
 pub mod db;
+pub mod keys;
 pub mod ledger;
 pub mod measure;
 pub mod model;

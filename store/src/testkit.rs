@@ -37,7 +37,9 @@ impl TestDb {
 
     /// Ledger rows per event id.
     pub async fn ledger_counts(&self) -> Vec<(String, i64)> {
-        sqlx::query_as("SELECT id, count(*) FROM regstat.events GROUP BY id ORDER BY id")
+        sqlx::query_as(
+            "SELECT regstat.event_id(e) AS id, count(*) FROM regstat.events e GROUP BY 1 ORDER BY 1",
+        )
             .fetch_all(&self.pool)
             .await
             .expect("read the ledger")

@@ -100,7 +100,8 @@ pub async fn plan(
     now: DateTime<Utc>,
 ) -> Result<Plan, sqlx::Error> {
     let newest_event: Option<NewestEvent> = sqlx::query_as(
-        "SELECT id, received_at FROM regstat.events ORDER BY received_at DESC, id DESC LIMIT 1",
+        "SELECT regstat.event_id(e) AS id, e.received_at FROM regstat.events e
+         ORDER BY e.received_at DESC, e.id DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;

@@ -11,10 +11,12 @@
 //! number of workers.
 
 use super::changes::{Changes, ClientKind};
+use crate::keys::event_key;
 use chrono::{DateTime, Utc};
 use regstat_shared::event::{Action, Event, Kind};
 use sqlx::{Postgres, Transaction};
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 type Time = DateTime<Utc>;
 
@@ -76,8 +78,9 @@ impl Key {
 /// One manifest HEAD or GET by a client (regstat's own requests never are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The event's id.
-    pub event_id: String,
+    /// The event id's key ([`crate::keys::event_key`]), as `regstat.manifest_requests`
+    /// stores it.
+    pub event_id: Uuid,
     /// Who asked for which digest where.
     pub key: Key,
     /// The tag the request named (`None`: by digest).
@@ -120,7 +123,7 @@ impl Request {
         let method = Method::parse(event.request.method.as_deref()?)?;
         let target = event.target.as_ref()?;
         Some(Self {
-            event_id: id.to_owned(),
+            event_id: event_key(id),
             key: Key {
                 registry: registry.to_owned(),
                 repository: target.repository.clone()?,
@@ -147,8 +150,8 @@ impl Request {
     }
 
     /// Ordering for ties: time, then event id.
-    fn order(&self) -> (Time, &str) {
-        (self.at, &self.event_id)
+    fn order(&self) -> (Time, Uuid) {
+        (self.at, self.event_id)
     }
 }
 
@@ -282,7 +285,7 @@ fn reclassify(
     stored: &BTreeMap<Key, Vec<(Request, Class)>>,
     window: chrono::Duration,
     changes: &mut Changes,
-) -> Vec<(String, Class)> {
+) -> Vec<(Uuid, Class)> {
     let mut updates = Vec::new();
     for (key, (first, last)) in spans {
         let Some(rows) = stored.get(*key) else {
@@ -297,7 +300,7 @@ fn reclassify(
             if class != *old {
                 contribute(changes, request, old, -1);
                 contribute(changes, request, &class, 1);
-                updates.push((request.event_id.clone(), class));
+                updates.push((request.event_id, class));
             }
         }
     }
@@ -340,11 +343,11 @@ async fn insert(tx: &mut Transaction<'_, Postgres>, new: &[Request]) -> Result<(
     sqlx::query(
         "INSERT INTO regstat.manifest_requests (event_id, registry, repository, client_addr,
              client_agent, digest, tag, method, at, system)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
              $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
          ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(column(|r| &r.event_id))
+    .bind(new.iter().map(|r| r.event_id).collect::<Vec<_>>())
     .bind(column(|r| &r.key.registry))
     .bind(column(|r| &r.key.repository))
     .bind(column(|r| &r.key.client_addr))
@@ -367,7 +370,7 @@ async fn neighbourhoods(
 ) -> Result<BTreeMap<Key, Vec<(Request, Class)>>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
-        event_id: String,
+        event_id: Uuid,
         registry: String,
         repository: String,
         client_addr: String,
@@ -443,7 +446,7 @@ async fn neighbourhoods(
 
 async fn update(
     tx: &mut Transaction<'_, Postgres>,
-    updates: &[(String, Class)],
+    updates: &[(Uuid, Class)],
 ) -> Result<(), sqlx::Error> {
     if updates.is_empty() {
         return Ok(());
@@ -451,15 +454,10 @@ async fn update(
     sqlx::query(
         "UPDATE regstat.manifest_requests r
          SET is_check = u.is_check, credited_tag = u.credited_tag
-         FROM UNNEST($1::text[], $2::bool[], $3::text[]) AS u(event_id, is_check, credited_tag)
+         FROM UNNEST($1::uuid[], $2::bool[], $3::text[]) AS u(event_id, is_check, credited_tag)
          WHERE r.event_id = u.event_id",
     )
-    .bind(
-        updates
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind(updates.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(updates.iter().map(|(_, c)| c.is_check).collect::<Vec<_>>())
     .bind(
         updates

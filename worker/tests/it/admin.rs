@@ -201,7 +201,7 @@ async fn record(
 ) {
     sqlx::query(
         "INSERT INTO regstat.events (id, occurred_at, action, media_type, tag, received_at, raw_rest)
-         VALUES ($1, $2, $3, $4, $5, $2, '{}')",
+         VALUES (regstat.event_key($1), $2, $3, $4, $5, $2, '{}')",
     )
     .bind(id)
     .bind(Utc::now() - ago)

@@ -149,7 +149,8 @@ async fn the_plan_command_prints_and_writes_the_plan_and_refuses_a_bad_policy() 
             .starts_with("sha256:")
     );
     let newest: String = sqlx::query_scalar(
-        "SELECT id FROM regstat.events ORDER BY received_at DESC, id DESC LIMIT 1",
+        "SELECT regstat.event_id(e) FROM regstat.events e
+         ORDER BY received_at DESC, id DESC LIMIT 1",
     )
     .fetch_one(&db.pool)
     .await

@@ -112,10 +112,11 @@ async fn registry_events_land_in_the_ledger_exactly_once() {
             let delivered = delivered.clone();
             let pool = db.pool.clone();
             async move {
-                let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM regstat.events")
-                    .fetch_all(&pool)
-                    .await
-                    .expect("read the ledger ids");
+                let ids: Vec<String> =
+                    sqlx::query_scalar("SELECT regstat.event_id(e) FROM regstat.events e")
+                        .fetch_all(&pool)
+                        .await
+                        .expect("read the ledger ids");
                 // Every delivered id; the assertions below then say what differs, if anything.
                 let ids: BTreeSet<String> = ids.into_iter().collect();
                 delivered.is_subset(&ids).then_some(())
@@ -126,9 +127,9 @@ async fn registry_events_land_in_the_ledger_exactly_once() {
 
     // Exactly once: the same ids, each in one row.
     let rows: Vec<LedgerRow> = sqlx::query_as(
-        "SELECT id, action, media_type, digest, repository, tag, from_repository, \
-         request_method, request_useragent, correlation_id \
-         FROM regstat.events ORDER BY occurred_at, id",
+        "SELECT regstat.event_id(e) AS id, action, media_type, digest, repository, tag, \
+         from_repository, request_method, request_useragent, correlation_id \
+         FROM regstat.events e ORDER BY occurred_at, id",
     )
     .fetch_all(&db.pool)
     .await

@@ -1,6 +1,7 @@
 //! The unit of work on a real database, without a broker.
 
 use crate::helpers::{TestDb, context, fixture_bodies};
+use regstat_store::keys::{event_key, uuid_column};
 use regstat_worker::handler::{BatchSummary, Incoming, Outcome, handle_batch};
 use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
@@ -108,8 +109,9 @@ async fn ledger_rows_carry_the_event_fields() {
         raw: serde_json::Value,
     }
     let row: Row = sqlx::query_as(
-        "SELECT id, action, media_type, digest, repository, actor, request_useragent,
-                correlation_id, received_at, occurred_at, regstat.event_json(e) AS raw
+        "SELECT regstat.event_id(e) AS id, action, media_type, digest, repository, actor,
+                request_useragent, correlation_id, received_at, occurred_at,
+                regstat.event_json(e) AS raw
          FROM regstat.events e",
     )
     .fetch_one(&db.pool)
@@ -170,8 +172,8 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
 
     let stored: Vec<(String, serde_json::Value, serde_json::Value, Option<String>)> =
         sqlx::query_as(
-            "SELECT id, regstat.event_json(e), raw_rest, target_url_prefix
-             FROM regstat.events e ORDER BY id",
+            "SELECT regstat.event_id(e), regstat.event_json(e), raw_rest, target_url_prefix
+             FROM regstat.events e ORDER BY 1",
         )
         .fetch_all(&db.pool)
         .await
@@ -181,10 +183,20 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
     for (id, json, rest, url_prefix) in &stored {
         let sent = events.iter().find(|e| e["id"] == *id.as_str()).unwrap();
         assert_eq!(json, sent, "event {id} as stored");
-        assert!(
+        // A registry's ids are UUIDs, stored as uuid columns; any other id stays in the rest.
+        assert_eq!(
             rest.get("id").is_none(),
-            "{id}: the id is a column, not in the rest"
+            uuid_column(id).is_some(),
+            "{id}: a UUID id is a column, not in the rest"
         );
+        for (object, key) in [("request", "id"), ("source", "instanceID")] {
+            if sent[object][key].as_str().and_then(uuid_column).is_some() {
+                assert!(
+                    rest[object].get(key).is_none(),
+                    "{id}: {object}.{key} in {rest}"
+                );
+            }
+        }
         assert!(rest["target"].get("digest").is_none() || sent["target"]["digest"].is_null());
         // A URL ending with the digest (as a registry sends it) is stored without it.
         let expected = sent["target"]["url"]
@@ -224,18 +236,49 @@ async fn the_ledger_gives_back_every_event_exactly_and_stores_each_value_once() 
 
     // A row written before migration 17 holds the whole event in raw_rest: it gives back the
     // same event.
-    sqlx::query("UPDATE regstat.events SET raw_rest = $1 WHERE id = 'unusual-1'")
-        .bind(&events[events.len() - 1])
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE regstat.events SET raw_rest = $1 WHERE id = regstat.event_key('unusual-1')",
+    )
+    .bind(&events[events.len() - 1])
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let whole: serde_json::Value = sqlx::query_scalar(
-        "SELECT regstat.event_json(e) FROM regstat.events e WHERE id = 'unusual-1'",
+        "SELECT regstat.event_json(e) FROM regstat.events e WHERE id = regstat.event_key('unusual-1')",
     )
     .fetch_one(&db.pool)
     .await
     .unwrap();
     assert_eq!(&whole, &events[events.len() - 1]);
+}
+
+/// `regstat.event_key` (SQL, for lookups by hand and migration 22) and `keys::event_key` (the
+/// worker's) give every id the same key.
+#[tokio::test]
+async fn event_keys_agree_in_rust_and_sql() {
+    let db = TestDb::new().await;
+    let ids = [
+        "0f6b8a1e-3c2d-4e5f-9a8b-7c6d5e4f3a2b",
+        "0F6B8A1E-3C2D-4E5F-9A8B-7C6D5E4F3A2B",
+        "0f6b8a1e3c2d4e5f9a8b7c6d5e4f3a2b",
+        "push-1",
+        "été \"quoted\" \u{1f600}",
+        "",
+    ];
+    for id in ids {
+        let sql: uuid::Uuid = sqlx::query_scalar("SELECT regstat.event_key($1)")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(sql, event_key(id), "{id:?}");
+        let column: Option<uuid::Uuid> = sqlx::query_scalar("SELECT regstat.uuid_column($1)")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(column, uuid_column(id), "{id:?}");
+    }
 }
 
 #[tokio::test]

@@ -158,10 +158,11 @@ pub(crate) async fn snapshot(db: &TestDb) -> Value {
             .unwrap();
         state.insert(table.to_owned(), rows);
     }
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM regstat.events ORDER BY id")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT regstat.event_id(e) FROM regstat.events e ORDER BY 1")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     state.insert("events".to_owned(), json!(ids));
     Value::Object(state)
 }

@@ -5,6 +5,7 @@
 use crate::helpers::{TestDb, context};
 use chrono::{DateTime, Duration, Utc};
 use regstat_shared::config::{LedgerSettings, PartitionInterval, Settings};
+use regstat_store::keys::event_key;
 use regstat_store::retention;
 use regstat_worker::handler::{Incoming, Outcome, handle_batch};
 
@@ -54,11 +55,13 @@ fn at(text: &str) -> DateTime<Utc> {
 
 /// The partition holding the ledger row of `id`.
 async fn partition_of(db: &TestDb, id: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT tableoid::regclass::text FROM regstat.events WHERE id = $1")
-        .bind(id)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT tableoid::regclass::text FROM regstat.events WHERE id = regstat.event_key($1)",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
 }
 
 async fn partition_names(db: &TestDb) -> Vec<String> {
@@ -71,11 +74,26 @@ async fn partition_names(db: &TestDb) -> Vec<String> {
         .collect()
 }
 
-async fn event_ids(db: &TestDb) -> Vec<(String, DateTime<Utc>)> {
-    sqlx::query_as("SELECT id, received_at FROM regstat.event_ids ORDER BY id")
+/// The keys `regstat.event_ids` holds, as the sorted ids (of `ids`) they are the keys of.
+async fn event_ids(db: &TestDb) -> Vec<String> {
+    let keys: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM regstat.event_ids")
         .fetch_all(&db.pool)
         .await
-        .unwrap()
+        .unwrap();
+    let candidates = [
+        "future", "now", "old", "new-pull", "pull-1", "push-1", "old-pull",
+    ];
+    let mut ids: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            candidates
+                .iter()
+                .find(|id| event_key(id) == *key)
+                .map_or_else(|| key.to_string(), |id| (*id).to_owned())
+        })
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// The derived state of blobs, as JSON rows (compared whole).
@@ -207,7 +225,9 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let rows = "SELECT to_jsonb(e) FROM regstat.events e ORDER BY id";
+    // Migration 22 changes the type of the three id columns: compared apart, below.
+    let rows = "SELECT to_jsonb(e) - 'id' - 'request_id' - 'source_instance_id' - 'raw'
+                FROM regstat.events e ORDER BY id";
     let ledger: Vec<serde_json::Value> =
         sqlx::query_scalar(rows).fetch_all(&db.pool).await.unwrap();
     let state = blobs(&db).await;
@@ -215,11 +235,12 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
     regstat_store::db::migrate(&db.pool).await.unwrap();
 
     // Migration 17 renamed `raw` to `raw_rest` (rows written before it keep the whole event
-    // there): the same rows under the old name. Migration 21 added target_url_prefix, NULL
-    // for rows written before it (checked apart).
-    let renamed = "SELECT to_jsonb(e) - 'raw_rest' - 'target_url_prefix'
-                          || jsonb_build_object('raw', e.raw_rest)
-                   FROM regstat.events e ORDER BY id";
+    // there). Migration 21 added target_url_prefix, NULL for rows written before it, and
+    // migration 22 made the ids uuids, keeping a value a uuid column would not give back in
+    // raw_rest (both checked apart): every other column is unchanged.
+    let renamed = "SELECT to_jsonb(e) - 'raw_rest' - 'target_url_prefix' - 'id' - 'request_id'
+                          - 'source_instance_id'
+                   FROM regstat.events e ORDER BY regstat.event_id(e)";
     let prefixes: i64 = sqlx::query_scalar("SELECT count(target_url_prefix) FROM regstat.events")
         .fetch_one(&db.pool)
         .await
@@ -232,9 +253,46 @@ async fn the_migration_keeps_every_row_of_a_populated_ledger() {
         .fetch_all(&db.pool)
         .await
         .unwrap();
-    assert_eq!(after, ledger, "every row, every column, unchanged");
+    assert_eq!(after, ledger, "every row, every other column, unchanged");
+    // The events as sent: the ids (none a UUID here) as event_id() and event_json() give them
+    // back, with every column's value.
+    let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT regstat.event_id(e), regstat.event_json(e) FROM regstat.events e ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let expected = [
+        (
+            "future",
+            serde_json::json!({"id": "future", "nested": {"a": [1, 2]}, "action": "mount",
+                "target": {"digest": "sha256:f", "size": 1, "repository": "lib/b",
+                           "fromRepository": "lib/a"},
+                "request": {"method": "POST"}}),
+        ),
+        (
+            "now",
+            serde_json::json!({"id": "now", "action": "pull",
+                "target": {"digest": "sha256:n", "repository": "lib/a", "tag": "v1"},
+                "request": {"method": "GET"}}),
+        ),
+        (
+            "old",
+            serde_json::json!({"id": "old", "action": "push",
+                "target": {"mediaType": "application/octet-stream", "digest": "sha256:o",
+                           "size": 7, "repository": "lib/a"},
+                "actor": {"name": "alice"},
+                "request": {"id": "req-o", "addr": "10.0.0.1", "host": "reg:5000",
+                            "method": "PUT", "useragent": "docker/24"},
+                "source": {"addr": "src:5000", "instanceID": "inst-1"}}),
+        ),
+    ];
+    assert_eq!(
+        events,
+        expected.map(|(id, event)| (id.to_owned(), event)).to_vec()
+    );
     assert_eq!(blobs(&db).await, state);
-    let ids: Vec<String> = event_ids(&db).await.into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = event_ids(&db).await;
     assert_eq!(ids, ["future", "now", "old"]);
     assert_eq!(
         partition_of(&db, "old").await,
@@ -420,7 +478,7 @@ async fn prune_drops_whole_old_partitions_and_keeps_the_derived_state() {
     assert_eq!(done.partitions, dry.partitions);
     assert_eq!(done.ids, 2);
     assert_eq!(db.ledger_counts().await, vec![("new-pull".to_owned(), 1)]);
-    let ids: Vec<String> = event_ids(&db).await.into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = event_ids(&db).await;
     assert_eq!(ids, ["new-pull"]);
     assert_eq!(blobs(&db).await, state, "derived state untouched");
     assert_eq!(

@@ -89,11 +89,13 @@ fn blob_pull(id: &str) -> Vec<u8> {
 }
 
 async fn recorded(db: &TestDb, id: &str) -> bool {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM regstat.events WHERE id = $1")
-        .bind(id)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM regstat.events WHERE id = regstat.event_key($1)",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
         == 1
 }
 

@@ -27,7 +27,7 @@ fn key(client: &str, digest: &str) -> Key {
 
 fn request(id: &str, method: Method, tag: Option<&str>, second: i64) -> Request {
     Request {
-        event_id: id.into(),
+        event_id: event_key(id),
         key: key("10.0.0.1", "sha256:d"),
         tag: tag.map(Into::into),
         method,
@@ -167,7 +167,7 @@ fn any_request() -> impl Strategy<Value = Request> {
     let method = prop::sample::select(&[Method::Get, Method::Head][..]);
     (client, digest, tag, method, 0i64..200, any::<bool>()).prop_map(
         |(client, digest, tag, method, second, system)| Request {
-            event_id: String::new(),
+            event_id: Uuid::nil(),
             key: key(client, digest),
             tag: tag.map(Into::into),
             method,
@@ -185,7 +185,7 @@ proptest! {
         requests in prop::collection::vec(any_request(), 1..30)
             .prop_map(|mut rs| {
                 for (i, r) in rs.iter_mut().enumerate() {
-                    r.event_id = format!("e{i:02}");
+                    r.event_id = event_key(&format!("e{i:02}"));
                 }
                 rs
             })
@@ -202,7 +202,7 @@ proptest! {
         // Redelivered requests are not new: the ledger admits an id once.
         let mut seen = std::collections::HashSet::new();
         for chunk in shuffled.chunks(batch) {
-            let new: Vec<Request> = chunk.iter().filter(|r| seen.insert(r.event_id.clone())).cloned().collect();
+            let new: Vec<Request> = chunk.iter().filter(|r| seen.insert(r.event_id)).cloned().collect();
             let mut changes = Changes::default();
             settle_in_memory(&mut stored, &new, window(), &mut changes);
             add(&mut total, changes);

@@ -270,7 +270,7 @@ pub(super) async fn settle(pipeline: &Pipeline) {
         let requests = proxy.deliveries().len();
         let delivered = proxy.delivered_ids();
         let ids: BTreeSet<String> =
-            sqlx::query_scalar::<_, String>("SELECT id FROM regstat.events")
+            sqlx::query_scalar::<_, String>("SELECT regstat.event_id(e) FROM regstat.events e")
                 .fetch_all(&db.pool)
                 .await
                 .expect("read the ledger ids")

@@ -70,7 +70,8 @@ impl LedgerRow {
 
 pub(super) async fn ledger(db: &TestDb) -> Vec<LedgerRow> {
     sqlx::query_as(
-        "SELECT id, action, media_type, digest, repository, tag, from_repository, actor, \
+        "SELECT regstat.event_id(e) AS id, action, media_type, digest, repository, tag, \
+         from_repository, actor, \
          request_host, request_method, request_useragent, \
          (regstat.event_json(e) #> '{target,references}') IS NOT NULL AS has_references \
          FROM regstat.events e ORDER BY occurred_at, id",

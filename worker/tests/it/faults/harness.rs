@@ -220,12 +220,13 @@ pub async fn until_queues_drained(broker: &TestBroker) {
 
 /// The ledger holds exactly the stream's ids and the derived state is the reference state.
 pub async fn assert_converged(db: &TestDb, stream: &Stream, expected: &Value) {
-    let ids: BTreeSet<String> = sqlx::query_scalar("SELECT id FROM regstat.events")
-        .fetch_all(&db.pool)
-        .await
-        .expect("read the ledger ids")
-        .into_iter()
-        .collect();
+    let ids: BTreeSet<String> =
+        sqlx::query_scalar("SELECT regstat.event_id(e) FROM regstat.events e")
+            .fetch_all(&db.pool)
+            .await
+            .expect("read the ledger ids")
+            .into_iter()
+            .collect();
     let missing: Vec<&String> = stream.ids.difference(&ids).take(5).collect();
     let unexpected: Vec<&String> = ids.difference(&stream.ids).take(5).collect();
     assert!(
