@@ -507,6 +507,44 @@ async fn prune_drops_whole_old_partitions_and_keeps_the_derived_state() {
     assert_eq!((again.default_rows, again.ids), (0, 0));
 }
 
+/// Forgetting ids reads `event_ids` a range of pages at a time (it has no index on
+/// `received_at`): every old id goes, on every page, and no newer one.
+#[tokio::test]
+async fn old_ids_are_forgotten_on_every_page_and_newer_ones_kept() {
+    let db = TestDb::new().await;
+    // 100,000 ids (about 640 pages, three ranges of 256), every tenth one recent.
+    sqlx::query(
+        "INSERT INTO regstat.event_ids (id, received_at)
+         SELECT gen_random_uuid(),
+                CASE WHEN g % 10 = 0 THEN now() ELSE '2025-01-01 00:00:00+00' END
+         FROM generate_series(1, 100000) AS g",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size('regstat.event_ids') / current_setting('block_size')::bigint",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(pages > 512, "{pages} pages: more than two ranges");
+
+    let ledger = settings(PartitionInterval::Month, 0);
+    let done = retention::prune_at(&db.pool, &ledger, 90, false, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(done.ids, 90_000);
+    let (left, old): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE received_at < now() - interval '1 day')
+         FROM regstat.event_ids",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((left, old), (10_000, 0));
+}
+
 #[tokio::test]
 async fn ids_outlive_the_dedupe_window_while_their_ledger_rows_remain() {
     let db = TestDb::new().await;
