@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use regstat_shared::event::Event;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -309,23 +309,65 @@ pub async fn record(
 /// ([`event_key`]) of the ids that were new. Ids already recorded (redeliveries, registry
 /// retries) are left untouched; an id twice in `rows` is new once, with its first row.
 ///
-/// The key is admitted by `regstat.event_ids` (`ON CONFLICT (id) DO NOTHING`), and only
-/// admitted keys get a ledger row, so the returned keys are exactly those whose effects must
-/// be applied in the same transaction. An event received before the dedupe horizon (its id may
-/// have been pruned) whose id is not known makes the statement fail with
+/// The key is admitted by `regstat.event_ids`, and only admitted keys get a ledger row, so the
+/// returned keys are exactly those whose effects must be applied in the same transaction.
+/// Nearly every batch is all new, so it is first inserted as such, in a savepoint: a plain
+/// insert writes no speculative-insertion confirm record, as `ON CONFLICT` does (about 48 B of
+/// WAL per event, issue 16). A batch holding a recorded id fails on the key (a concurrent
+/// worker's insert of the same id is waited for first); it is rolled back to the savepoint and
+/// inserted again with `ON CONFLICT (id) DO NOTHING`. An event received before the dedupe
+/// horizon (its id may have been pruned) whose id is not known makes the statement fail with
 /// [`BEYOND_DEDUPE_HORIZON`]: see docs/MODEL.md, "Ledger retention".
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[LedgerRow],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let rests: Vec<Rest> = rows.iter().map(LedgerRow::rest).collect();
+    let mut attempt = sqlx::Acquire::begin(&mut **tx).await?;
+    match admit(&mut attempt, rows, &rests, Admit::AllNew).await {
+        Ok(keys) => {
+            attempt.commit().await?;
+            Ok(keys)
+        }
+        Err(error) if is_recorded_id(&error) => {
+            attempt.rollback().await?;
+            admit(tx, rows, &rests, Admit::SkipRecorded).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// How [`admit`] treats an id `regstat.event_ids` holds already.
+#[derive(Debug, Clone, Copy)]
+enum Admit {
+    /// Fails on it (the batch is expected to be new).
+    AllNew,
+    /// Skips it.
+    SkipRecorded,
+}
+
+/// Whether `error` is `regstat.event_ids`' key refusing an id recorded already.
+fn is_recorded_id(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some("event_ids_pkey"))
+}
+
+/// The statement of [`insert`]: admits the batch's keys in `regstat.event_ids` as `mode`
+/// says, writes the ledger rows of the admitted ones, and returns their keys.
+async fn admit(
+    conn: &mut PgConnection,
+    rows: &[LedgerRow],
+    rests: &[Rest],
+    mode: Admit,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let uuids = |field: fn(&LedgerRow) -> Option<&str>| {
         rows.iter()
             .map(|r| field(r).and_then(uuid_column))
             .collect::<Vec<_>>()
     };
     // Column arrays for UNNEST: one round trip whatever the batch size.
-    sqlx::query_scalar(
+    sqlx::query_scalar(AssertSqlSafe(format!(
         "WITH batch AS (
              -- The first row of each id, in the caller's order.
              SELECT DISTINCT ON (id) *
@@ -343,7 +385,7 @@ pub async fn insert(
          ), admitted AS (
              INSERT INTO regstat.event_ids (id, received_at)
              SELECT id, received_at FROM batch ORDER BY id
-             ON CONFLICT (id) DO NOTHING
+             {on_conflict}
              RETURNING id
          ), stored AS (
              INSERT INTO regstat.events (
@@ -359,7 +401,11 @@ pub async fn insert(
              RETURNING id
          )
          SELECT id FROM stored",
-    )
+        on_conflict = match mode {
+            Admit::AllNew => "",
+            Admit::SkipRecorded => "ON CONFLICT (id) DO NOTHING",
+        }
+    )))
     .bind(rows.iter().map(|r| event_key(&r.id)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
@@ -386,7 +432,7 @@ pub async fn insert(
             .map(|r| r.target_url_prefix.as_deref())
             .collect::<Vec<_>>(),
     )
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await
 }
 

@@ -79,6 +79,18 @@ async fn a_batch_is_recorded_once_however_often_it_is_applied() {
     assert_eq!(summary.stored, 0);
     assert_eq!(summary.duplicates, messages.len());
     assert_eq!(db.ledger_len().await, distinct as i64);
+
+    // Recorded ids beside a new one (the insert's all-new attempt fails on the key, and the
+    // batch is inserted again skipping the recorded ids): the new one only.
+    let mut mixed = messages.clone();
+    mixed.push(incoming(
+        r#"{"id":"new-1","action":"pull","target":{"repository":"a","digest":"sha256:1"}}"#,
+    ));
+    let (outcomes, summary) = handle_batch(&context(&db), &mixed).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Ack));
+    assert_eq!(summary.stored, 1);
+    assert_eq!(summary.duplicates, messages.len());
+    assert_eq!(db.ledger_len().await, distinct as i64 + 1);
 }
 
 #[tokio::test]
