@@ -2,6 +2,7 @@
 //!
 //! Tests never skip when a service is missing: they fail and say how to start it.
 
+pub mod ports;
 pub mod private_node;
 
 use crate::topology::Topology;

@@ -6,7 +6,6 @@
 //! (under a temporary directory); it is stopped and its directory removed on drop, also after a
 //! failed assertion.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,8 +37,8 @@ impl PrivateNode {
         let name = format!("{}@localhost", super::unique_name("rabbit"));
         let dir = std::env::temp_dir().join(name.replace('@', "-"));
         std::fs::create_dir_all(&dir).expect("create the node's directory");
-        let port = free_port();
-        let dist_port = free_port();
+        let port = super::ports::free_port_base(&[0, 1]);
+        let dist_port = port + 1;
         let log = std::fs::File::create(dir.join("server.out")).expect("create the node's log");
         let server = Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
             .envs(node_env(&name, &dir))
@@ -155,12 +154,4 @@ fn node_env(name: &str, dir: &std::path::Path) -> Vec<(&'static str, std::ffi::O
         ("RABBITMQ_NODENAME", name.into()),
         ("HOME", dir.as_os_str().to_owned()),
     ]
-}
-
-/// A loopback port free right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("find a free port")
 }

@@ -83,11 +83,7 @@ pub fn require_tools() {
     );
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
+pub use regstat_shared::testkit::ports::free_port;
 
 // ---------------------------------------------------------------------------------------------
 // External commands.

@@ -12,7 +12,7 @@ use crate::support::{
     Scratch, sha256,
 };
 use regstat_shared::config::Settings;
-use regstat_shared::testkit::{self, TestBroker};
+use regstat_shared::testkit::{self, TestBroker, ports};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -40,7 +40,8 @@ impl Pipeline {
         let mut scratch = Scratch::new();
         // The registry's URL is in regstat's settings, which the receiver needs before the
         // registry can be told where to send its events: hold its port until it starts.
-        let reserved = TcpListener::bind("127.0.0.1:0").expect("reserve the registry's port");
+        let reserved = TcpListener::bind(("127.0.0.1", ports::free_port()))
+            .expect("reserve the registry's port");
         let port = reserved.local_addr().expect("reserved address").port();
         let host = format!("127.0.0.1:{port}");
         let settings = load_settings(&db, &broker, &host, &token, variant.htpasswd);

@@ -21,9 +21,8 @@ use super::processes::WorkerProcesses;
 use super::sender::Sending;
 use super::stream::{Stream, reference_state};
 use crate::helpers::{TestDb, TestReceiver, context, settings};
-use regstat_shared::testkit::{self, TestBroker, eventually};
+use regstat_shared::testkit::{self, TestBroker, eventually, ports};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -51,7 +50,7 @@ impl Cluster {
             ("REGSTAT_CLUSTER_NAME".to_owned(), name.clone()),
             (
                 "REGSTAT_CLUSTER_PORT".to_owned(),
-                free_base_port().to_string(),
+                ports::free_port_base(&[0, 1, 2, 20_000, 20_001, 20_002]).to_string(),
             ),
             (
                 "REGSTAT_CLUSTER_DIR".to_owned(),
@@ -131,15 +130,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.command(&["down"]).output();
     }
-}
-
-/// An AMQP port base with its three ports and their distribution ports (+20000) free.
-fn free_base_port() -> u16 {
-    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
-    (0..1000)
-        .map(|_| 30000 + (uuid::Uuid::new_v4().as_u128() % 10000) as u16)
-        .find(|base| (0..3).all(|n| free(base + n) && free(base + n + 20000)))
-        .expect("free ports for the cluster")
 }
 
 /// What happens to the node.
