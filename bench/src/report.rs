@@ -418,7 +418,9 @@ fn verdict(met: bool, target: &str) -> String {
 }
 
 /// `text` with the table starting at `header` (up to the next table or section) replaced by
-/// `table` and a line saying it was measured on `date` by `--only scenario --update`.
+/// `table` and a line saying it was measured on `date` by `--only scenario --update`. A report
+/// without that table (one written by a run of the other scenarios) gets it added after its
+/// other tables, before its first section.
 fn splice(
     text: &str,
     header: &str,
@@ -426,16 +428,34 @@ fn splice(
     scenario: &str,
     date: &str,
 ) -> anyhow::Result<String> {
-    let start = 1 + text.find(header).ok_or_else(|| {
-        anyhow::anyhow!("the report has no table starting with `{}`", header.trim())
-    })?;
-    let end = ["\n| 6 console:", "\n| 7 cluster:", "\n## "]
-        .iter()
-        .filter_map(|next| text[start..].find(next).map(|at| start + at + 1))
-        .min()
-        .unwrap_or(text.len());
+    let (start, end) = match text.find(header) {
+        Some(at) => {
+            let start = at + 1;
+            let end = ["\n| 6 console:", "\n| 7 cluster:", "\n## "]
+                .iter()
+                .filter_map(|next| text[start..].find(next).map(|at| start + at + 1))
+                .min()
+                .unwrap_or(text.len());
+            (start, end)
+        }
+        None => {
+            let section = text.find("\n## ").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the report has neither a table starting with `{}` nor a section to put \
+                     it before",
+                    header.trim()
+                )
+            })?;
+            (section + 1, section + 1)
+        }
+    };
+    let blank = if text[..start].ends_with("\n\n") {
+        ""
+    } else {
+        "\n"
+    };
     Ok(format!(
-        "{}{}\nThis table was measured on {date} by `regstat-bench --only {scenario} --update`; \
+        "{}{blank}{}\nThis table was measured on {date} by `regstat-bench --only {scenario} --update`; \
          the figures outside it come from the run of the date under Machine.\n\n{}",
         &text[..start],
         table.trim_start_matches('\n'),
@@ -625,6 +645,46 @@ mod tests {
         )
         .expect("spliced");
         assert_eq!(again, new);
-        assert!(splice(old, "\n| 8 none:", "", "none", "d").is_err());
+        assert!(
+            splice(
+                "# Benchmarks\n\n| figure |\n",
+                "\n| 8 none:",
+                "",
+                "none",
+                "d"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_update_adds_a_table_the_report_lacks_before_its_sections() {
+        let partial = "# Benchmarks\n\n| figure |\n| 1 |\n\n## Machine\n\n- date: x\n";
+        let console = splice(
+            partial,
+            "\n| 6 console:",
+            "\n| 6 console: page |\n| `/` | 1 ms |\n",
+            "console",
+            "2026-12-04",
+        )
+        .expect("added");
+        let both = splice(
+            &console,
+            "\n| 7 cluster:",
+            "\n| 7 cluster: shards |\n| 1 × 1 |\n",
+            "cluster",
+            "2026-12-04",
+        )
+        .expect("added");
+        assert_eq!(
+            both,
+            "# Benchmarks\n\n| figure |\n| 1 |\n\n| 6 console: page |\n| `/` | 1 ms |\n\n\
+             This table was measured on 2026-12-04 by `regstat-bench --only console --update`; \
+             the figures outside it come from the run of the date under Machine.\n\n\
+             | 7 cluster: shards |\n| 1 × 1 |\n\n\
+             This table was measured on 2026-12-04 by `regstat-bench --only cluster --update`; \
+             the figures outside it come from the run of the date under Machine.\n\n\
+             ## Machine\n\n- date: x\n"
+        );
     }
 }
