@@ -1,10 +1,31 @@
-//! The figures as a table, checked against the targets of issue 6, and `BENCHMARKS.md`.
+//! The figures as a table, checked against the targets of issues 6 and 16, and `BENCHMARKS.md`.
+//!
+//! Issue 16 replaced issue 6's absolute rates by ratios to the raw limits measured in the same
+//! run, which hold on a shared or noisy machine; the targets it did not restate (lag, the slow
+//! registry, memory) are issue 6's.
 
 use crate::cluster::ClusterFigures;
 use crate::console::ConsoleFigures;
 use crate::scenarios::{Concurrent, EndToEnd, Memory, Plan, Serial, SlowRegistry};
 use crate::stack::Services;
 use std::fmt::Write as _;
+
+/// Serial answer p50 ÷ the raw confirm's p50, at most.
+const SERIAL_P50_RATIO: f64 = 1.2;
+/// Serial answer p99 ÷ the raw confirm's p99, at most.
+const SERIAL_P99_RATIO: f64 = 1.3;
+/// The senders whose rate is judged against the raw pipelined publish.
+const JUDGED_SENDERS: usize = 64;
+/// Share of the raw pipelined publish for 64 senders keeping their connections, at least.
+const KEPT_SHARE: f64 = 0.65;
+/// Share of the raw pipelined publish for 64 senders opening a connection per event, at least.
+const NEW_CONNECTION_SHARE: f64 = 0.45;
+/// End to end applied rate ÷ the bound the receiver alone and the backlog rate give together.
+const END_TO_END_SHARE: f64 = 0.9;
+/// Two workers' backlog rate ÷ the raw SQL rate, at least.
+const BACKLOG_SHARE: f64 = 0.95;
+/// WAL bytes per event of the raw SQL run when issue 16 was filed (its `--quick` measure).
+const WAL_BEFORE: f64 = 3_786.0;
 
 /// Everything one run measured.
 pub struct Report {
@@ -61,7 +82,7 @@ impl Report {
                     "{:.2} / {:.2} / {:.2} ms",
                     serial.receiver.p50, serial.receiver.p99, serial.receiver.p999
                 ),
-                verdict(serial.receiver.p99 <= 5.0, "p99 ≤ 5 ms"),
+                verdict(serial.receiver.p99 <= 5.0, "p99 ≤ 5 ms (issue 6)"),
             );
             row(
                 "1 serial: raw confirm, 1 in flight, p50 / p99 / p99.9",
@@ -76,10 +97,14 @@ impl Report {
                 format!("{:.2} / {:.2} ms", serial.http.p50, serial.http.p99),
                 "what HTTP alone costs".into(),
             );
+            let p99_ratio = serial.receiver.p99 / serial.raw.p99.max(f64::EPSILON);
             row(
-                "1 serial: receiver p50 ÷ raw p50 (median of the runs' ratios)",
-                format!("{ratio:.2}×"),
-                verdict(ratio <= 1.5, "≤ 1.5×"),
+                "1 serial: receiver ÷ raw, p50 (median of the runs' ratios) / p99 (of the medians)",
+                format!("{ratio:.2}× / {p99_ratio:.2}×"),
+                verdict(
+                    ratio <= SERIAL_P50_RATIO && p99_ratio <= SERIAL_P99_RATIO,
+                    &format!("≤ {SERIAL_P50_RATIO}× / ≤ {SERIAL_P99_RATIO}×"),
+                ),
             );
         }
         let raw = self.raw_pipelined_rate.unwrap_or(0.0);
@@ -103,10 +128,7 @@ impl Report {
                     level.latency.p99,
                     level.refused
                 ),
-                verdict(
-                    share >= 0.6 && level.rate >= 15_000.0,
-                    "≥ 60% of raw, ≥ 15,000/s",
-                ),
+                concurrent_verdict(level.senders, level.keep_alive, share),
             );
         }
         if self.raw_pipelined_rate.is_some() {
@@ -132,9 +154,10 @@ impl Report {
                     e2e.applied_rate,
                     100.0 * e2e.applied_rate / e2e.raw_sql_rate.max(f64::EPSILON)
                 ),
-                verdict(
-                    e2e.applied_rate >= 8_000.0,
-                    "≥ 8,000/s while also ingesting",
+                end_to_end_verdict(
+                    e2e.applied_rate,
+                    self.receiver_alone_rate(),
+                    e2e.backlog_rate,
                 ),
             );
             row(
@@ -175,7 +198,10 @@ impl Report {
                     e2e.backlog_events,
                     100.0 * e2e.backlog_rate / e2e.raw_sql_rate.max(f64::EPSILON)
                 ),
-                verdict(e2e.backlog_rate >= 8_000.0, "≥ 8,000/s from the queue"),
+                verdict(
+                    e2e.backlog_rate >= BACKLOG_SHARE * e2e.raw_sql_rate,
+                    &format!("≥ {:.0}% of raw SQL", BACKLOG_SHARE * 100.0),
+                ),
             );
             row(
                 "3 end to end: raw SQL writes, one process",
@@ -199,7 +225,10 @@ impl Report {
                     cost.index_entries,
                     busiest.join(", ")
                 ),
-                "what issue 16 reduces".into(),
+                verdict(
+                    cost.wal_bytes <= WAL_BEFORE * 2.0 / 3.0,
+                    &format!("WAL ≤ ⅔ of the {WAL_BEFORE:.0} B of issue 16's start"),
+                ),
             );
         }
         if let Some(slow) = &self.slow_registry {
@@ -293,6 +322,16 @@ impl Report {
         out
     }
 
+    /// The receiver's own rate without workers: the fastest kept-connection level of scenario 2
+    /// (scenario 3's senders keep their connections too).
+    fn receiver_alone_rate(&self) -> Option<f64> {
+        self.concurrent
+            .iter()
+            .filter(|level| level.keep_alive)
+            .map(|level| level.rate)
+            .reduce(f64::max)
+    }
+
     /// `existing` (a report an earlier run wrote) with the tables of scenarios 6 and 7 this run
     /// measured put in place of the old ones, each saying when it was measured; the rest is
     /// kept as it was. Only those two scenarios have tables of their own: a run of any other
@@ -371,15 +410,23 @@ impl Report {
              - A serial answer is a TCP connection and an HTTP exchange (the HTTP floor row), one \
              confirmed publish to a quorum queue (the raw row), and the receiver's own work \
              between them (parsing and checking the event, tens of microseconds) with the \
-             hand-offs between its HTTP threads and its AMQP connection's thread.\n\
+             hand-offs between its HTTP threads and its AMQP connection's thread. The publish \
+             inside the receiver takes what the raw confirm takes; what binds the ratio is the \
+             HTTP exchange and five thread hand-offs per request (acceptor to HTTP worker, worker \
+             to lapin's I/O thread and back once the frame is written, and the confirm's way \
+             back through the runtime that owns the broker socket).\n\
              - Concurrent senders are bound by CPU: the load generator, the receiver and RabbitMQ \
-             share the cores. RabbitMQ spends more CPU per message when messages arrive one per \
+             share the cores, and RabbitMQ takes the largest share (about 43% of a `perf` profile \
+             of 64 senders, the receiver about 30%, mostly the kernel's socket calls and context \
+             switches). RabbitMQ spends more CPU per message when messages arrive one per \
              request than when one publisher pipelines a thousand, and a new TCP connection per \
              event adds the kernel's connection set-up and tear-down on both sides.\n\
-             - End to end, the applied rate equals the accepted rate and the queues are empty at \
-             the end: the workers keep up with everything this machine can push through the \
-             receiver while they share its cores. The backlog row is the workers' own rate; the \
-             raw SQL row is PostgreSQL's for the same writes from one process.\n\
+             - End to end, the receiver and the workers share the cores, so the applied rate is \
+             judged against what both can do together: with the receiver alone at R events/s \
+             (scenario 2's kept connections) and the workers at B on a backlog, at most \
+             1 / (1/R + 1/B). The backlog row is the workers' own rate; the raw SQL row is \
+             PostgreSQL's for the same writes from one process, committing one batch at a time \
+             (where a commit's flush is slow, two workers overlapping their commits beat it).\n\
              - The write cost row is read from PostgreSQL's statistics around the raw SQL run: \
              the WAL position's advance and `pg_stat_wal`'s full-page images, and per table the \
              rows written and the index entries (one per index for every insert and every update \
@@ -415,6 +462,38 @@ impl Report {
 
 fn verdict(met: bool, target: &str) -> String {
     format!("{target}: {}", if met { "met" } else { "**missed**" })
+}
+
+/// Scenario 2's target for one level: only 64 senders are judged (issue 16), the others are
+/// shown for comparison.
+fn concurrent_verdict(senders: usize, keep_alive: bool, share: f64) -> String {
+    if senders != JUDGED_SENDERS {
+        return "the comparison".into();
+    }
+    let least = if keep_alive {
+        KEPT_SHARE
+    } else {
+        NEW_CONNECTION_SHARE
+    };
+    verdict(share >= least, &format!("≥ {:.0}% of raw", least * 100.0))
+}
+
+/// Scenario 3's applied rate against what the receiver and the workers can do together on the
+/// same cores: if the receiver alone takes `1 / receiver` s of the machine per event and the
+/// workers `1 / backlog` s, both together reach at most `1 / (1 / receiver + 1 / backlog)`.
+/// Without scenario 2 in the run there is no receiver-alone rate, and nothing to judge.
+fn end_to_end_verdict(applied: f64, receiver: Option<f64>, backlog: f64) -> String {
+    let Some(receiver) = receiver.filter(|rate| *rate > 0.0 && backlog > 0.0) else {
+        return "needs scenario 2's rate in the same run".into();
+    };
+    let bound = 1.0 / (1.0 / receiver + 1.0 / backlog);
+    verdict(
+        applied >= END_TO_END_SHARE * bound,
+        &format!(
+            "≥ {:.0}% of {bound:.0}/s, the bound of the receiver alone and the backlog rate",
+            END_TO_END_SHARE * 100.0
+        ),
+    )
 }
 
 /// `text` with the table starting at `header` (up to the next table or section) replaced by
@@ -614,7 +693,7 @@ fn console_table(console: &ConsoleFigures) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::splice;
+    use super::{concurrent_verdict, end_to_end_verdict, splice};
 
     #[test]
     fn an_update_replaces_one_table_and_keeps_the_rest() {
@@ -654,6 +733,30 @@ mod tests {
                 "d"
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn only_64_senders_are_judged_and_by_their_connection_kind() {
+        assert_eq!(concurrent_verdict(16, true, 0.1), "the comparison");
+        assert_eq!(concurrent_verdict(64, true, 0.65), "≥ 65% of raw: met");
+        assert_eq!(
+            concurrent_verdict(64, true, 0.64),
+            "≥ 65% of raw: **missed**"
+        );
+        assert_eq!(concurrent_verdict(64, false, 0.45), "≥ 45% of raw: met");
+    }
+
+    #[test]
+    fn end_to_end_is_judged_against_the_receiver_and_the_backlog_together() {
+        // 1 / (1/6000 + 1/3000) = 2000 events/s.
+        let met = end_to_end_verdict(1_800.0, Some(6_000.0), 3_000.0);
+        assert!(met.contains("of 2000/s") && met.ends_with(": met"), "{met}");
+        let missed = end_to_end_verdict(1_799.0, Some(6_000.0), 3_000.0);
+        assert!(missed.ends_with("**missed**"), "{missed}");
+        assert_eq!(
+            end_to_end_verdict(1_800.0, None, 3_000.0),
+            "needs scenario 2's rate in the same run"
         );
     }
 
