@@ -86,13 +86,14 @@ pub async fn console(services: &Services, sizes: &[usize]) -> anyhow::Result<Con
             seed(&context, &mut workload, size.saturating_sub(recorded)).await?;
             recorded = recorded.max(size);
             let seed_secs = started.elapsed().as_secs_f64();
-            // Statistics first, as autovacuum keeps them (it may be off on a test machine).
-            regstat_store::databases::analyze(&stack.pool).await?;
+            // Statistics and visibility maps first, as autovacuum keeps them in a running
+            // registry (it may be off on a test machine, and seeding is quicker than its rounds).
+            regstat_store::databases::vacuum_analyze(&stack.pool).await?;
             // What the workers' refresher does as events come, at once.
             let started = Instant::now();
             let refreshed = regstat_store::caches::refresh_all(&stack.pool).await?;
             let refresh_secs = started.elapsed().as_secs_f64();
-            regstat_store::databases::analyze(&stack.pool).await?;
+            regstat_store::databases::vacuum_analyze(&stack.pool).await?;
             eprintln!("  {recorded} events seeded ({seed_secs:.0} s); timing pages and reports");
             let mut timings = pages(&base).await?;
             timings.extend(report_timings(&settings).await?);

@@ -675,7 +675,9 @@ fn console_table(console: &ConsoleFigures) -> String {
         out,
         "\nSeeded through the worker's write path: {} events in {:.0} s, then {} more in {:.0} s. \
          The repository caches were then refreshed at once, as the workers' refresher does while \
-         events come: {} repositories in {:.1} s, then {} in {:.1} s. A ratio is judged only \
+         events come: {} repositories in {:.1} s, then {} in {:.1} s. Before and after the \
+         refresh the database was vacuumed and analysed, as autovacuum keeps a running one. A \
+         ratio is judged only \
          where the larger size's p95 is above 20 ms (below, it is noise). A `regstat report` that \
          prints every row is an export whose rows grow with the registry; the targets are judged \
          on the same report's API page (at most 1,000 rows).",
