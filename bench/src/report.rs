@@ -425,8 +425,9 @@ impl Report {
              judged against what both can do together: with the receiver alone at R events/s \
              (scenario 2's kept connections) and the workers at B on a backlog, at most \
              1 / (1/R + 1/B). The backlog row is the workers' own rate; the raw SQL row is \
-             PostgreSQL's for the same writes from one process, committing one batch at a time \
-             (where a commit's flush is slow, two workers overlapping their commits beat it).\n\
+             PostgreSQL's for the same writes from one process, one batch at a time: that process \
+             and its server backend take turns, so it keeps about one core busy, and two workers \
+             on two free cores can beat it.\n\
              - The write cost row is read from PostgreSQL's statistics around the raw SQL run: \
              the WAL position's advance and `pg_stat_wal`'s full-page images, and per table the \
              rows written and the index entries (one per index for every insert and every update \
