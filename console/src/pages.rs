@@ -160,18 +160,15 @@ impl Table {
     ) -> Result<Self, ConsoleError> {
         let mut first = params.clone();
         first.push(("limit", Some(shown.to_string())));
-        let rows = api::report_rows(state, name, &Query::of(&first)).await?;
+        let (rows, total) = api::report_rows_counted(state, name, &Query::of(&first)).await?;
         let path = format!("/api/v1/reports/{name}");
         let mut table = Self::of_rows(name, &rows).exports(&path, &first);
-        if rows.len() == shown {
-            let total = api::report_count(state, name, &Query::of(&params)).await?;
-            if total > rows.len() as i64 {
-                // The API answers a page of a whole report unless asked for every row.
-                let mut all = params.clone();
-                all.push(("limit", Some(total.to_string())));
-                let (csv, json) = csv_and_json(&path, &all);
-                table.more = Some(More { total, csv, json });
-            }
+        if total > rows.len() as i64 {
+            // The API answers a page of a whole report unless asked for every row.
+            let mut all = params.clone();
+            all.push(("limit", Some(total.to_string())));
+            let (csv, json) = csv_and_json(&path, &all);
+            table.more = Some(More { total, csv, json });
         }
         Ok(table)
     }
@@ -1114,37 +1111,37 @@ async fn candidates(
     let stale_days = query.number::<i32>("stale_days")?.unwrap_or(90).to_string();
     let grace = query.text("grace").unwrap_or_else(|| "2h".to_owned());
     let state = &state;
-    let mut unpulled = Table::of_report(
-        state,
-        "unpulled",
-        vec![("days", Some(days.clone()))],
-        CANDIDATES_SHOWN,
-    )
-    .await?;
+    // The page's sections are independent queries: asked together, the page takes as long as
+    // its slowest section rather than their sum.
+    let (mut unpulled, mut stale, mut orphaned, mut undetermined, mut missing, plan) = tokio::try_join!(
+        Table::of_report(
+            state,
+            "unpulled",
+            vec![("days", Some(days.clone()))],
+            CANDIDATES_SHOWN,
+        ),
+        Table::of_report(
+            state,
+            "stale",
+            vec![("days", Some(stale_days.clone()))],
+            CANDIDATES_SHOWN,
+        ),
+        Table::of_report(
+            state,
+            "orphaned-blobs",
+            vec![("grace", Some(grace.clone()))],
+            CANDIDATES_SHOWN,
+        ),
+        Table::of_report(state, "undetermined-blobs", vec![], CANDIDATES_SHOWN),
+        Table::of_report(state, "missing-blobs", vec![], CANDIDATES_SHOWN),
+        PlanSection::of(state),
+    )?;
     unpulled.empty =
         "Every image was used (pulled, checked or pushed) within the window.".to_owned();
-    let mut stale = Table::of_report(
-        state,
-        "stale",
-        vec![("days", Some(stale_days.clone()))],
-        CANDIDATES_SHOWN,
-    )
-    .await?;
     stale.empty = "No image was pushed that long ago.".to_owned();
-    let mut orphaned = Table::of_report(
-        state,
-        "orphaned-blobs",
-        vec![("grace", Some(grace.clone()))],
-        CANDIDATES_SHOWN,
-    )
-    .await?;
     orphaned.empty = "No blob without a manifest.".to_owned();
-    let mut undetermined =
-        Table::of_report(state, "undetermined-blobs", vec![], CANDIDATES_SHOWN).await?;
     undetermined.empty = "Every live manifest's content is known.".to_owned();
-    let mut missing = Table::of_report(state, "missing-blobs", vec![], CANDIDATES_SHOWN).await?;
     missing.empty = "No manifest references a deleted blob.".to_owned();
-    let plan = PlanSection::of(state).await?;
     html(CandidatesPage {
         frame: Frame::new("Candidates", "candidates"),
         days,

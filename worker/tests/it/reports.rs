@@ -325,3 +325,50 @@ async fn history_deletions_and_filters() {
     assert_eq!(filtered(Some(REGISTRY), None).await, 3);
     assert_eq!(filtered(Some("elsewhere"), None).await, 0);
 }
+
+/// A page and the count of every row (as the console's candidates ask), from one statement:
+/// the same rows as the page run alone, and as many in all as the whole report has.
+#[tokio::test]
+async fn a_counted_page_is_the_page_and_the_whole_count() {
+    let db = known_stream().await;
+    let mut connection = db.pool.acquire().await.unwrap();
+    let mut cut = Vec::new();
+    for name in regstat_store::reports::NAMES {
+        let params = regstat_store::reports::Params {
+            // Ages: older than a day (every fixture); windows: every day.
+            days: Some(if matches!(name, "stale" | "unpulled") {
+                1
+            } else {
+                ALL_DAYS
+            }),
+            grace: Some("0s".into()),
+            repository: (name == "history").then(|| "lab/app".into()),
+            ..Default::default()
+        };
+        let (report, whole) = Report::from_params(name, &params).unwrap();
+        let every = run(&mut connection, &report, &whole).await.unwrap();
+        for (limit, offset) in [(Some(1), None), (Some(2), Some(1)), (None, None)] {
+            let filters = Filters {
+                limit,
+                offset,
+                ..whole.clone()
+            };
+            let page = run(&mut connection, &report, &filters).await.unwrap();
+            let (rows, total) =
+                regstat_store::reports::run_counted(&mut connection, &report, &filters)
+                    .await
+                    .unwrap();
+            assert_eq!(rows, page, "{name} limit {limit:?} offset {offset:?}");
+            assert_eq!(total, every.len() as i64, "{name}");
+            if total > rows.len() as i64 && !cut.contains(&name) {
+                cut.push(name);
+            }
+        }
+    }
+    for name in ["images", "repositories", "stale", "unpulled", "history"] {
+        assert!(
+            cut.contains(&name),
+            "{name} has more rows than a page: {cut:?}"
+        );
+    }
+}
