@@ -119,16 +119,15 @@ pub(crate) async fn report_rows(
     Ok(reports::run(&mut db, &report, &filters).await?)
 }
 
-/// Runs report `name` as [`report_rows`] does: its rows, and how many rows it has whatever
-/// its limit.
-pub(crate) async fn report_rows_counted(
+/// How many rows report `name` has with the parameters in `query`, whatever its limit.
+pub(crate) async fn report_count(
     state: &AppState,
     name: &str,
     query: &Query,
-) -> Result<(Vec<serde_json::Value>, i64), ConsoleError> {
+) -> Result<i64, ConsoleError> {
     let (report, filters) = Report::from_params(name, &params::report_params(query)?)?;
     let mut db = connection(state).await?;
-    Ok(reports::run_counted(&mut db, &report, &filters).await?)
+    Ok(reports::count(&mut db, &report, &filters).await?)
 }
 
 /// A report's rows.

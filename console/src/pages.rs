@@ -160,15 +160,18 @@ impl Table {
     ) -> Result<Self, ConsoleError> {
         let mut first = params.clone();
         first.push(("limit", Some(shown.to_string())));
-        let (rows, total) = api::report_rows_counted(state, name, &Query::of(&first)).await?;
+        let rows = api::report_rows(state, name, &Query::of(&first)).await?;
         let path = format!("/api/v1/reports/{name}");
         let mut table = Self::of_rows(name, &rows).exports(&path, &first);
-        if total > rows.len() as i64 {
-            // The API answers a page of a whole report unless asked for every row.
-            let mut all = params.clone();
-            all.push(("limit", Some(total.to_string())));
-            let (csv, json) = csv_and_json(&path, &all);
-            table.more = Some(More { total, csv, json });
+        if rows.len() == shown {
+            let total = api::report_count(state, name, &Query::of(&params)).await?;
+            if total > rows.len() as i64 {
+                // The API answers a page of a whole report unless asked for every row.
+                let mut all = params.clone();
+                all.push(("limit", Some(total.to_string())));
+                let (csv, json) = csv_and_json(&path, &all);
+                table.more = Some(More { total, csv, json });
+            }
         }
         Ok(table)
     }

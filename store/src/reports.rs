@@ -314,55 +314,15 @@ pub async fn run(
     report: &Report,
     filters: &Filters,
 ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
-    let mut query = QueryBuilder::<Postgres>::new("");
+    let mut query = QueryBuilder::<Postgres>::new("SELECT coalesce(json_agg(r ORDER BY ");
+    query.push(order_by(report));
+    query.push("), '[]'::json) FROM (");
     let limit = report.own_limit().or(filters.limit);
     // A top-N source reads only the rows the page shows, unless a filter drops some of them.
     let top = limit
         .filter(|_| filters.registry.is_none() && filters.repository.is_none())
         .map(|limit| limit.saturating_add(filters.offset.unwrap_or(0)));
-    aggregate(&mut query, report, filters, |query| {
-        select(query, report, filters, top);
-    });
-    utc(connection).await?;
-    let rows = query
-        .build_query_scalar()
-        .fetch_one(&mut *connection)
-        .await?;
-    Ok(json_rows(rows))
-}
-
-/// Runs a report as [`run`] does, and counts its rows whatever the limit and offset (what a
-/// page showing its first rows says it leaves out), from one evaluation of its source.
-pub async fn run_counted(
-    connection: &mut PgConnection,
-    report: &Report,
-    filters: &Filters,
-) -> Result<(Vec<serde_json::Value>, i64), sqlx::Error> {
-    let mut query = QueryBuilder::<Postgres>::new("WITH s AS MATERIALIZED (");
-    select(&mut query, report, filters, None);
-    query.push(") SELECT (");
-    aggregate(&mut query, report, filters, |query| {
-        query.push("SELECT * FROM s");
-    });
-    query.push("), (SELECT count(*) FROM s)");
-    utc(connection).await?;
-    let (rows, total) = query.build_query_as().fetch_one(&mut *connection).await?;
-    Ok((json_rows(rows), total))
-}
-
-/// `SELECT` of the rows `from` pushes, limited and offset by `filters` (or the report's own
-/// limit), as one JSON array in the report's order.
-fn aggregate(
-    query: &mut QueryBuilder<Postgres>,
-    report: &Report,
-    filters: &Filters,
-    from: impl FnOnce(&mut QueryBuilder<Postgres>),
-) {
-    query.push("SELECT coalesce(json_agg(r ORDER BY ");
-    query.push(order_by(report));
-    query.push("), '[]'::json) FROM (");
-    from(query);
-    let limit = report.own_limit().or(filters.limit);
+    select(&mut query, report, filters, top);
     if limit.is_some() || filters.offset.is_some() {
         query.push(" ORDER BY ").push(order_by(report));
     }
@@ -373,22 +333,32 @@ fn aggregate(
         query.push(" OFFSET ").push_bind(offset);
     }
     query.push(") r");
-}
 
-/// Renders times in UTC, whatever the server's default.
-async fn utc(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    // Render times in UTC whatever the server's default.
     sqlx::query("SET TIME ZONE 'UTC'")
-        .execute(connection)
-        .await
-        .map(drop)
-}
-
-/// The rows of a JSON array (none from anything else).
-fn json_rows(rows: serde_json::Value) -> Vec<serde_json::Value> {
-    match rows {
+        .execute(&mut *connection)
+        .await?;
+    let rows: serde_json::Value = query
+        .build_query_scalar()
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(match rows {
         serde_json::Value::Array(rows) => rows,
         _ => Vec::new(),
-    }
+    })
+}
+
+/// How many rows a report has, whatever its limit (what a page showing its first rows says
+/// it leaves out).
+pub async fn count(
+    connection: &mut PgConnection,
+    report: &Report,
+    filters: &Filters,
+) -> Result<i64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
+    select(&mut query, report, filters, None);
+    query.push(") r");
+    query.build_query_scalar().fetch_one(connection).await
 }
 
 /// `SELECT * FROM` the report's source with its conditions and the filters, unordered; a top-N
