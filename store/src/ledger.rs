@@ -261,14 +261,14 @@ pub async fn record(
         .filter_map(|e| Request::of(&e.row.id, e.event, e.registry, e.row.occurred_at, e.client))
         .collect();
     let mut tx = pool.begin().await?;
-    let mut locks = pulls::lock_names(&requests);
+    let mut locks = pulls::locks(&requests);
     for entry in entries {
         if let (Some(content), Some(target)) = (entry.content, entry.event.target.as_ref())
             && let (Some(repository), Some(digest)) = (&target.repository, &target.digest)
         {
             locks.extend(
                 locks::decided_by(digest, content)
-                    .map(|d| locks::platform(entry.registry, repository, d)),
+                    .map(|d| locks::Lock::platform_decided(entry.registry, repository, d)),
             );
         }
     }

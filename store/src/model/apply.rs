@@ -34,7 +34,7 @@ pub async fn write(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> 
                     .platforms_decided()
                     .into_iter()
                     .map(|(registry, repository, digest)| {
-                        super::locks::platform(registry, repository, digest)
+                        super::locks::Lock::platform_decided(registry, repository, digest)
                     })
                     .collect();
                 super::locks::take(&mut tx, locks).await?;

@@ -4,13 +4,14 @@
 //!
 //! A request's classification depends only on the requests of the same client and digest
 //! within the window around it ([`classify`]). Each batch locks the keys it touches
-//! (`lock_names`, taken by `locks::take` before anything else), stores its new requests,
+//! (`locks`, taken by `locks::take` before anything else), stores its new requests,
 //! reclassifies every stored request whose neighbourhood they joined, and adds the difference
 //! of their contributions to [`Changes`]. So the counts are a sum over the final
 //! classification of every request: the same whatever the order, batching, duplication or
 //! number of workers.
 
 use super::changes::{Changes, ClientKind};
+use super::locks::Lock;
 use crate::keys::event_key;
 use chrono::{DateTime, Utc};
 use regstat_shared::event::{Action, Event, Kind};
@@ -217,22 +218,22 @@ fn contribute(changes: &mut Changes, request: &Request, class: &Class, sign: i64
     }
 }
 
-/// The advisory locks recording `requests` needs (see [`super::locks`]): their pull keys, and
-/// the platforms of the digests they fetch.
-pub(crate) fn lock_names(requests: &[Request]) -> Vec<String> {
+/// The advisory locks recording `requests` needs (see [`super::locks`]): their pull keys,
+/// alone, and the platforms of the digests they fetch, shared.
+pub(crate) fn locks(requests: &[Request]) -> Vec<Lock> {
     requests
         .iter()
         .flat_map(|r| {
             let key = &r.key;
             [
-                key.lock_name(),
-                super::locks::platform(&key.registry, &key.repository, &key.digest),
+                Lock::exclusive(key.lock_name()),
+                Lock::platform_pulled(&key.registry, &key.repository, &key.digest),
             ]
         })
         .collect()
 }
 
-/// Stores `new` (requests just recorded, their keys locked by [`lock`]), reclassifies every
+/// Stores `new` (requests just recorded, their keys locked as [`locks`] says), reclassifies every
 /// request whose neighbourhood they joined, and adds the differences to `changes`.
 pub(crate) async fn settle(
     tx: &mut Transaction<'_, Postgres>,

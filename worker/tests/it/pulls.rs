@@ -6,6 +6,7 @@ use crate::helpers::{TestDb, context};
 use regstat_store::reports::{Filters, Report, run};
 use regstat_worker::handler::{Incoming, Outcome, handle_batch};
 use serde_json::Value;
+use sqlx::Connection;
 
 /// No registry is configured, so events keep the Host their clients used.
 const REGISTRY: &str = "127.0.0.1:5301";
@@ -169,4 +170,115 @@ async fn the_counts_do_not_depend_on_order_or_batching() {
         .collect();
     replay(&interleaved, &mixed, 5).await;
     assert_eq!(crate::model::snapshot(&interleaved).await, expected);
+}
+
+/// The messages of `events`, as the worker receives them.
+fn messages(events: &[Value]) -> Vec<Incoming> {
+    events
+        .iter()
+        .map(|e| Incoming {
+            body: e.to_string().into_bytes(),
+            correlation_id: None,
+            received_at: None,
+        })
+        .collect()
+}
+
+/// `event` as another client sent it: its own id and address.
+fn from_client(event: &Value, n: u8) -> Value {
+    let mut event = event.clone();
+    let id = format!("{}-client-{n}", event["id"].as_str().unwrap());
+    event["id"] = Value::String(id);
+    event["request"]["addr"] = Value::String(format!("10.0.0.{n}:40000"));
+    event
+}
+
+/// How many of the test database's backends wait for a lock of `kind` (`advisory`,
+/// `relation`): polled until it is `wanted`, failing with what they wait for after 10 s.
+async fn wait_for_waiters(db: &TestDb, kind: &str, wanted: i64) {
+    let waiting = || async {
+        sqlx::query_as::<_, (Option<String>, Option<String>)>(
+            "SELECT wait_event_type, wait_event FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = waiting().await;
+        let count = now
+            .iter()
+            .filter(|(t, e)| t.as_deref() == Some("Lock") && e.as_deref() == Some(kind))
+            .count() as i64;
+        if count == wanted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {wanted} backends waiting for a lock of kind {kind}; they wait for {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Two workers' batches pulling one manifest are written side by side (a popular image is
+/// pulled in nearly every batch; when each took its platform lock alone, workers wrote one
+/// batch at a time), while a batch writing content that decides the manifest's platform waits
+/// for them (the cache of pulls per platform relies on it, see regstat_store's model::locks).
+#[tokio::test]
+async fn pulls_of_one_manifest_are_written_side_by_side_and_its_content_waits_for_them() {
+    let db = TestDb::new().await;
+    let events = captured();
+    let is = |e: &Value, action: &str, method: &str, file_digest: &str| {
+        e["action"] == action
+            && e["request"]["method"] == method
+            && e["target"]["repository"] == "lab/app"
+            && e["target"]["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(file_digest)
+            && e["target"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    };
+    let push = events
+        .iter()
+        .find(|e| is(e, "push", "PUT", "sha256:"))
+        .unwrap()
+        .clone();
+    let digest = push["target"]["digest"].as_str().unwrap().to_owned();
+    let pull: Vec<Value> = events
+        .iter()
+        .filter(|e| is(e, "pull", "HEAD", &digest) || is(e, "pull", "GET", &digest))
+        .take(2)
+        .cloned()
+        .collect();
+    assert_eq!(pull.len(), 2, "ctr's resolve and fetch of {digest}");
+
+    // Every batch writes the ledger right after taking its locks: holding the ledger's table
+    // stops each batch there, with its locks taken.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE regstat.event_ids IN EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let ctx = std::sync::Arc::new(context(&db));
+    let batch = |events: Vec<Value>| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { handle_batch(&ctx, &messages(&events)).await.unwrap() })
+    };
+    let first = batch(pull.iter().map(|e| from_client(e, 1)).collect());
+    let second = batch(pull.iter().map(|e| from_client(e, 2)).collect());
+    wait_for_waiters(&db, "relation", 2).await;
+    let content = batch(vec![push]);
+    wait_for_waiters(&db, "advisory", 1).await;
+
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    for task in [first, second, content] {
+        let (outcomes, _) = task.await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == Outcome::Ack), "{outcomes:?}");
+    }
+    assert_eq!(db.ledger_len().await, 5);
 }
