@@ -351,8 +351,13 @@ pub async fn refresh_registry_totals(pool: &PgPool, every: Duration) -> Result<u
     Ok(due.len())
 }
 
-/// The tables the caches and their readers plan queries on.
-const PLANNED_TABLES: [&str; 21] = [
+/// The tables the caches, their readers and the workers' writes plan queries on. A worker's
+/// connection keeps a generic plan of each statement it runs often, made from the statistics
+/// of that moment: the stored requests a batch of pulls looks up and reclassifies
+/// (`manifest_requests`, see `model::pulls`) were scanned whole, batch after batch, by a plan
+/// made while the table was nearly empty. Analyzing a table replans the statements on it.
+const PLANNED_TABLES: [&str; 22] = [
+    "manifest_requests",
     "tags",
     "manifests",
     "manifest_references",
