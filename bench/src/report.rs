@@ -414,20 +414,36 @@ impl Report {
              inside the receiver takes what the raw confirm takes; what binds the ratio is the \
              HTTP exchange and five thread hand-offs per request (acceptor to HTTP worker, worker \
              to lapin's I/O thread and back once the frame is written, and the confirm's way \
-             back through the runtime that owns the broker socket).\n\
+             back through the runtime that owns the broker socket). So the ratio cannot fall \
+             below (HTTP floor + raw) ÷ raw, from the rows above: 1.3× at p50 on a two-core \
+             machine whose raw confirm takes 0.8 ms, 1.2× on one where it takes 0.6 ms.\n\
              - Concurrent senders are bound by CPU: the load generator, the receiver and RabbitMQ \
              share the cores, and RabbitMQ takes the largest share (about 43% of a `perf` profile \
              of 64 senders, the receiver about 30%, mostly the kernel's socket calls and context \
              switches). RabbitMQ spends more CPU per message when messages arrive one per \
              request than when one publisher pipelines a thousand, and a new TCP connection per \
-             event adds the kernel's connection set-up and tear-down on both sides.\n\
+             event adds the kernel's connection set-up and tear-down on both sides. Measured \
+             from `/proc` (user + system time per event, one run of 2026-12-07): the raw \
+             pipelined publish costs 123 µs of CPU per message (RabbitMQ 86, the publisher 35); \
+             64 kept connections cost 223 µs per event (RabbitMQ 115, the receiver 83, the load \
+             generator 23), so they reach at most about 55% of the raw rate on the same cores; \
+             64 new connections cost 385 µs (RabbitMQ 139, the receiver 149, the load generator \
+             87).\n\
              - End to end, the receiver and the workers share the cores, so the applied rate is \
              judged against what both can do together: with the receiver alone at R events/s \
              (scenario 2's kept connections) and the workers at B on a backlog, at most \
-             1 / (1/R + 1/B). The backlog row is the workers' own rate; the raw SQL row is \
-             PostgreSQL's for the same writes from one process, one batch at a time: that process \
-             and its server backend take turns, so it keeps about one core busy, and two workers \
-             on two free cores can beat it.\n\
+             1 / (1/R + 1/B). The bound assumes that each part costs as much CPU per event \
+             together as alone. The workers do not: on a backlog their batches are full (256 \
+             events), while under the load they keep up, and a batch holds what arrived during \
+             the one before (47 events on average in the full run of 2026-12-07). A batch's \
+             statements and commit are then shared by fewer events: in a run of the same day the \
+             workers and PostgreSQL \
+             spent 353 µs of CPU per event under the load against 175 µs on the backlog, while \
+             the receiver and RabbitMQ spent what they spend alone (from `/proc`). The backlog \
+             row is the workers' own rate; the raw SQL row is PostgreSQL's for the same writes \
+             from one process, one batch at a time: that process and its server backend take \
+             turns, so it keeps about one core busy, and two workers on two free cores can beat \
+             it.\n\
              - The write cost row is read from PostgreSQL's statistics around the raw SQL run: \
              the WAL position's advance and `pg_stat_wal`'s full-page images, and per table the \
              rows written and the index entries (one per index for every insert and every update \
