@@ -58,6 +58,18 @@ pub fn context(db: &TestDb) -> regstat_worker::handler::Context {
     regstat_worker::handler::Context::new(db.pool.clone(), &settings).expect("context")
 }
 
+/// The messages of `events` (notification events as JSON), as the worker receives them.
+pub fn messages(events: &[serde_json::Value]) -> Vec<regstat_worker::handler::Incoming> {
+    events
+        .iter()
+        .map(|e| regstat_worker::handler::Incoming {
+            body: e.to_string().into_bytes(),
+            correlation_id: None,
+            received_at: None,
+        })
+        .collect()
+}
+
 /// A worker running in this process, its health endpoint on a free port.
 pub struct TestWorker {
     /// `http://127.0.0.1:<port>` of its health and metrics endpoint.

@@ -2,9 +2,9 @@
 //! any number of concurrent workers give the same state; the per-repository caches, refreshed
 //! while workers write, never disagree with it.
 
-use crate::helpers::{TestDb, context};
+use crate::helpers::{TestDb, context, messages};
 use proptest::prelude::*;
-use regstat_worker::handler::{Incoming, handle_batch};
+use regstat_worker::handler::handle_batch;
 use serde_json::{Value, json};
 
 const REPOSITORIES: [&str; 2] = ["lab/a", "lab/b"];
@@ -106,17 +106,6 @@ fn event_sets() -> impl Strategy<Value = (Vec<Value>, Vec<Value>)> {
             events
         })
         .prop_flat_map(|events| (Just(events.clone()), Just(events).prop_shuffle()))
-}
-
-fn messages(events: &[Value]) -> Vec<Incoming> {
-    events
-        .iter()
-        .map(|e| Incoming {
-            body: e.to_string().into_bytes(),
-            correlation_id: None,
-            received_at: None,
-        })
-        .collect()
 }
 
 async fn apply_in_batches(db: &TestDb, events: &[Value], batch: usize) {

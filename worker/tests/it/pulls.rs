@@ -2,9 +2,9 @@
 //! checks"): captured notifications (`store/fixtures/containerd-1.6.20`) replayed through the
 //! worker's handler in any order and batching, then read back through the reports.
 
-use crate::helpers::{TestDb, context};
+use crate::helpers::{TestDb, context, messages};
 use regstat_store::reports::{Filters, Report, run};
-use regstat_worker::handler::{Incoming, Outcome, handle_batch};
+use regstat_worker::handler::{Outcome, handle_batch};
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -48,15 +48,7 @@ fn captured() -> Vec<Value> {
 async fn replay(db: &TestDb, events: &[Value], batch: usize) {
     let ctx = context(db);
     for chunk in events.chunks(batch) {
-        let messages: Vec<Incoming> = chunk
-            .iter()
-            .map(|e| Incoming {
-                body: e.to_string().into_bytes(),
-                correlation_id: None,
-                received_at: None,
-            })
-            .collect();
-        let (outcomes, _) = handle_batch(&ctx, &messages).await.unwrap();
+        let (outcomes, _) = handle_batch(&ctx, &messages(chunk)).await.unwrap();
         assert!(outcomes.iter().all(|o| *o == Outcome::Ack), "{outcomes:?}");
     }
 }
@@ -170,18 +162,6 @@ async fn the_counts_do_not_depend_on_order_or_batching() {
         .collect();
     replay(&interleaved, &mixed, 5).await;
     assert_eq!(crate::model::snapshot(&interleaved).await, expected);
-}
-
-/// The messages of `events`, as the worker receives them.
-fn messages(events: &[Value]) -> Vec<Incoming> {
-    events
-        .iter()
-        .map(|e| Incoming {
-            body: e.to_string().into_bytes(),
-            correlation_id: None,
-            received_at: None,
-        })
-        .collect()
 }
 
 /// `event` as another client sent it: its own id and address.
