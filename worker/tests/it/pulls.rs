@@ -173,8 +173,8 @@ fn from_client(event: &Value, n: u8) -> Value {
     event
 }
 
-/// How many of the test database's backends wait for a lock of `kind` (`advisory`,
-/// `relation`): polled until it is `wanted`, failing with what they wait for after 10 s.
+/// Waits until `wanted` of the test database's backends wait for a lock of `kind` (`advisory`,
+/// `relation`), polling; fails with what they wait for after 10 s.
 async fn wait_for_waiters(db: &TestDb, kind: &str, wanted: i64) {
     let waiting = || async {
         sqlx::query_as::<_, (Option<String>, Option<String>)>(
@@ -211,14 +211,14 @@ async fn wait_for_waiters(db: &TestDb, kind: &str, wanted: i64) {
 async fn pulls_of_one_manifest_are_written_side_by_side_and_its_content_waits_for_them() {
     let db = TestDb::new().await;
     let events = captured();
-    let is = |e: &Value, action: &str, method: &str, file_digest: &str| {
+    let is = |e: &Value, action: &str, method: &str, digest_prefix: &str| {
         e["action"] == action
             && e["request"]["method"] == method
             && e["target"]["repository"] == "lab/app"
             && e["target"]["digest"]
                 .as_str()
                 .unwrap_or_default()
-                .starts_with(file_digest)
+                .starts_with(digest_prefix)
             && e["target"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     };
     let push = events
