@@ -4,9 +4,9 @@
 
 mod api;
 
-use crate::helpers::{TestConsole, TestDb, context, fixture_bodies};
+use crate::helpers::{TestConsole, TestDb, context, fixture_bodies, messages};
 use regstat_shared::testkit::TestBroker;
-use regstat_worker::handler::{Incoming, Outcome, handle_batch};
+use regstat_worker::handler::{Outcome, handle_batch};
 use serde_json::Value;
 
 /// The console's Basic user in these tests.
@@ -33,15 +33,7 @@ pub(crate) fn console_settings(
 
 /// Records `events` through the worker's handler.
 async fn record(db: &TestDb, events: &[Value]) {
-    let messages: Vec<Incoming> = events
-        .iter()
-        .map(|e| Incoming {
-            body: e.to_string().into_bytes(),
-            correlation_id: None,
-            received_at: None,
-        })
-        .collect();
-    let (outcomes, _) = handle_batch(&context(db), &messages).await.unwrap();
+    let (outcomes, _) = handle_batch(&context(db), &messages(events)).await.unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Ack), "{outcomes:?}");
 }
 

@@ -1,9 +1,9 @@
 //! Every report against a known stream: the real fixture events, applied by the worker's
 //! handler. (The end-to-end model test checks the same views against a real registry.)
 
-use crate::helpers::{TestDb, context, fixture_bodies};
+use crate::helpers::{TestDb, context, fixture_bodies, messages};
 use regstat_store::reports::{Filters, Report, count, run};
-use regstat_worker::handler::{Incoming, handle_batch};
+use regstat_worker::handler::handle_batch;
 use serde_json::{Value, json};
 
 /// No registry is configured, so events keep the Host their clients used.
@@ -36,14 +36,7 @@ fn events() -> Vec<Value> {
 
 async fn known_stream() -> TestDb {
     let db = TestDb::new().await;
-    let messages: Vec<Incoming> = events()
-        .iter()
-        .map(|e| Incoming {
-            body: e.to_string().into_bytes(),
-            correlation_id: None,
-            received_at: None,
-        })
-        .collect();
+    let messages = messages(&events());
     let (_, summary) = handle_batch(&context(&db), &messages).await.unwrap();
     assert_eq!(summary.stored, messages.len());
     db
